@@ -1,0 +1,148 @@
+# ptrack: top-level build for every userspace part.
+#
+#   make              build daemon, tools, tests and benchmarks (build/normal)
+#   make SAN=1        the same with ASan+UBSan (build/san), side by side
+#   make check        the full test run (README's test command)
+#   make demo         the main job (README's demo command)
+#   make deps         install the Debian 12 packages the project needs
+#   make lint         clang-format, cppcheck and clang-tidy
+#   make fuzz         run the frame-decoder fuzzer for FUZZ_SECONDS (long run)
+#   make bench        run the userspace benchmarks
+#
+# Kernel parts (driver/) are built by their own scripts; see README.md.
+
+SHELL := /bin/bash
+BUILD ?= build
+SAN ?= 0
+
+ifeq ($(SAN),1)
+O := $(BUILD)/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+	    -fno-sanitize-recover=undefined
+OPT := -O1
+else
+O := $(BUILD)/normal
+SANFLAGS :=
+OPT := -O2
+endif
+
+PKGS := libprotobuf-c libisal cunit libsystemd libnl-genl-3.0 libvirt inih \
+	libmicrohttpd
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CC := gcc
+CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE \
+	  -Iinclude -Idaemon -I$(O)/gen $(SANFLAGS) -MMD -MP
+LDFLAGS := $(SANFLAGS) -Wl,--as-needed
+LDLIBS = $(PKG_LIBS) -lpthread -lm
+
+# --- sources ---------------------------------------------------------------
+PROTO_SRC := proto/ptrack.proto
+PROTO_C := $(O)/gen/proto/ptrack.pb-c.c
+PROTO_H := $(O)/gen/proto/ptrack.pb-c.h
+
+# Everything under daemon/ except program entry points forms libptrackcore.a;
+# programs link only what they use.
+CORE_SRCS := $(shell find daemon -name '*.c' -not -path 'daemon/cmd/*' | sort)
+CORE_OBJS := $(CORE_SRCS:%.c=$(O)/obj/%.o) $(O)/obj/gen/ptrack.pb-c.o
+CORE_LIB := $(O)/lib/libptrackcore.a
+
+CMDS := $(notdir $(wildcard daemon/cmd/*))
+CMD_BINS := $(CMDS:%=$(O)/bin/%)
+
+VMM_SRCS := $(wildcard tests/vmm/*.c)
+VMM_BIN := $(if $(VMM_SRCS),$(O)/bin/ptrack-vmm)
+
+TEST_SRCS := $(sort $(wildcard tests/harness/*.c) \
+	$(shell find tests/daemon tests/integration -name 'test_*.c' 2>/dev/null))
+TEST_BIN := $(O)/bin/ptrack-tests
+
+BENCHES := $(notdir $(patsubst %/,%,$(dir $(wildcard bench/*/main.c))))
+BENCH_BINS := $(BENCHES:%=$(O)/bin/bench-%)
+
+ALL_BINS := $(CMD_BINS) $(VMM_BIN) $(TEST_BIN) $(BENCH_BINS)
+
+.PHONY: all deps check demo lint fuzz fuzz-build bench clean
+all: $(ALL_BINS)
+
+deps:
+	@bash mk/deps.sh mk/packages.txt
+
+$(PROTO_C) $(PROTO_H): $(PROTO_SRC)
+	@mkdir -p $(O)/gen
+	protoc-c --c_out=$(O)/gen $(PROTO_SRC)
+
+$(O)/obj/gen/ptrack.pb-c.o: $(PROTO_C)
+	@mkdir -p $(@D)
+	$(CC) $(filter-out -Werror,$(CFLAGS)) $(PKG_CFLAGS) -c $< -o $@
+
+$(O)/obj/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(CORE_LIB): $(CORE_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+define prog
+$(1): $(2) $$(CORE_LIB)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $(2) $$(CORE_LIB) $$(LDLIBS)
+endef
+
+$(foreach c,$(CMDS),$(eval $(call prog,$(O)/bin/$(c),\
+	$(patsubst %.c,$(O)/obj/%.o,$(wildcard daemon/cmd/$(c)/*.c)))))
+$(if $(VMM_BIN),$(eval $(call prog,$(VMM_BIN),$(VMM_SRCS:%.c=$(O)/obj/%.o))))
+$(eval $(call prog,$(TEST_BIN),$(TEST_SRCS:%.c=$(O)/obj/%.o)))
+$(foreach b,$(BENCHES),$(eval $(call prog,$(O)/bin/bench-$(b),\
+	$(patsubst %.c,$(O)/obj/%.o,$(wildcard bench/$(b)/*.c)))))
+
+# --- fuzzing (clang + libFuzzer) ------------------------------------------
+FUZZ_O := $(BUILD)/fuzz
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -D_GNU_SOURCE -Iinclude -Idaemon \
+	-I$(O)/gen -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=undefined
+
+fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_O)/%)
+
+$(FUZZ_O)/%: tests/fuzz/%.c $(CORE_SRCS) $(PROTO_C)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) $(PKG_CFLAGS) -o $@ $< $(CORE_SRCS) $(PROTO_C) \
+		$(PKG_LIBS) -lpthread -lm
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+		bash tests/fuzz/run.sh $(FUZZ_O)/$$t $(FUZZ_SECONDS) || exit 1; \
+	done
+
+# --- top-level jobs --------------------------------------------------------
+check: deps
+	bash tests/run.sh
+
+demo: deps
+	bash tests/demo.sh
+
+bench: deps all
+	@for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done
+
+LINT_SRCS = $(shell git ls-files 'daemon/*.[ch]' 'include/*.h' 'tests/*.[ch]' \
+	'bench/*.[ch]' | grep -v '^tests/arm64/' | grep -v '^include/uapi/')
+
+lint: deps $(PROTO_H)
+	@echo "clang-format:"; clang-format --dry-run --Werror $(LINT_SRCS)
+	@echo "cppcheck:"; cppcheck --quiet --error-exitcode=1 --std=c11 \
+		--enable=warning,performance,portability --inline-suppr \
+		--suppress=missingIncludeSystem -Iinclude -Idaemon -I$(O)/gen \
+		-D_GNU_SOURCE $(LINT_SRCS)
+	@echo "clang-tidy:"; clang-tidy --quiet $(filter %.c,$(LINT_SRCS)) -- \
+		-std=gnu11 -D_GNU_SOURCE -Iinclude -Idaemon -I$(O)/gen \
+		$(PKG_CFLAGS) 2>/dev/null | (! grep -E 'warning:|error:')
+	@echo "lint: clean"
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Runs every registered suite with CUnit's basic interface. Usage:
+ *   ptrack-tests [-s SUITE[,SUITE...]] [-l]
+ * -s runs only the named suites, -l lists them. The exit status is non-zero
+ * when any assertion failed or any suite could not be set up.
+ */
+#include "pt_test.h"
+
+#include <CUnit/Basic.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct pt_suite *suites;
+static char bindir[PATH_MAX];
+
+void pt_suite_register(struct pt_suite *s)
+{
+	struct pt_suite **p = &suites;
+
+	/* Keep suites sorted by name so runs are reproducible. */
+	while (*p && strcmp((*p)->name, s->name) < 0)
+		p = &(*p)->next;
+	s->next = *p;
+	*p = s;
+}
+
+const char *pt_test_bindir(void)
+{
+	return bindir;
+}
+
+int pt_test_long(void)
+{
+	const char *v = getenv("PTRACK_TEST_LONG");
+
+	return v && strcmp(v, "1") == 0;
+}
+
+static int selected(const char *filter, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = filter;
+
+	if (!filter)
+		return 1;
+	while ((p = strstr(p, name))) {
+		if ((p == filter || p[-1] == ',') && (p[n] == ',' || !p[n]))
+			return 1;
+		p += n;
+	}
+	return 0;
+}
+
+static int add_suite(const struct pt_suite *s)
+{
+	CU_pSuite cs = CU_add_suite(s->name, s->init, s->cleanup);
+	const CU_TestInfo *t;
+
+	if (!cs)
+		return -1;
+	for (t = s->tests; t->pName; t++)
+		if (!CU_add_test(cs, t->pName, t->pTestFunc))
+			return -1;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *filter = getenv("PTRACK_SUITES");
+	char self[PATH_MAX];
+	struct pt_suite *s;
+	ssize_t n;
+	int opt, fails;
+
+	while ((opt = getopt(argc, argv, "s:l")) != -1) {
+		if (opt == 's') {
+			filter = optarg;
+		} else if (opt == 'l') {
+			for (s = suites; s; s = s->next)
+				puts(s->name);
+			return 0;
+		} else {
+			fprintf(stderr, "usage: %s [-s SUITES] [-l]\n",
+				argv[0]);
+			return 2;
+		}
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n < 0)
+		return 2;
+	self[n] = '\0';
+	snprintf(bindir, sizeof(bindir), "%s", dirname(self));
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 2;
+	for (s = suites; s; s = s->next)
+		if (selected(filter, s->name) && add_suite(s)) {
+			fprintf(stderr, "cannot register suite %s\n", s->name);
+			CU_cleanup_registry();
+			return 2;
+		}
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	fails = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
+	CU_cleanup_registry();
+	return fails ? 1 : 0;
+}
