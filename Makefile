@@ -38,14 +38,15 @@ LDFLAGS := $(SANFLAGS) -Wl,--as-needed
 LDLIBS = $(PKG_LIBS) -lpthread -lm
 
 # --- sources ---------------------------------------------------------------
-PROTO_SRC := proto/ptrack.proto
-PROTO_C := $(O)/gen/proto/ptrack.pb-c.c
-PROTO_H := $(O)/gen/proto/ptrack.pb-c.h
+PROTO_SRCS := $(wildcard proto/*.proto)
+PROTO_C := $(PROTO_SRCS:%.proto=$(O)/gen/%.pb-c.c)
+PROTO_H := $(PROTO_SRCS:%.proto=$(O)/gen/%.pb-c.h)
+PROTO_OBJS := $(PROTO_SRCS:%.proto=$(O)/obj/gen/%.pb-c.o)
 
 # Everything under daemon/ except program entry points forms libptrackcore.a;
 # programs link only what they use.
 CORE_SRCS := $(shell find daemon -name '*.c' -not -path 'daemon/cmd/*' | sort)
-CORE_OBJS := $(CORE_SRCS:%.c=$(O)/obj/%.o) $(O)/obj/gen/ptrack.pb-c.o
+CORE_OBJS := $(CORE_SRCS:%.c=$(O)/obj/%.o) $(PROTO_OBJS)
 CORE_LIB := $(O)/lib/libptrackcore.a
 
 CMDS := $(notdir $(wildcard daemon/cmd/*))
@@ -69,11 +70,11 @@ all: $(ALL_BINS)
 deps:
 	@bash mk/deps.sh mk/packages.txt
 
-$(PROTO_C) $(PROTO_H): $(PROTO_SRC)
+$(O)/gen/proto/%.pb-c.c $(O)/gen/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(O)/gen
-	protoc-c --c_out=$(O)/gen $(PROTO_SRC)
+	protoc-c --c_out=$(O)/gen $<
 
-$(O)/obj/gen/ptrack.pb-c.o: $(PROTO_C)
+$(O)/obj/gen/%.pb-c.o: $(O)/gen/%.pb-c.c
 	@mkdir -p $(@D)
 	$(CC) $(filter-out -Werror,$(CFLAGS)) $(PKG_CFLAGS) -c $< -o $@
 
