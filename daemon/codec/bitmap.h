@@ -34,7 +34,7 @@ struct pt_bitmap_enc {
 	int encoding; /* PTRACK__V1__BITMAP_ENCODING__* */
 	uint64_t dirty;
 	const void *data; /* RAW: the caller's words; RLE: scratch */
-	size_t len;       /* a multiple of 8 */
+	size_t len; /* a multiple of 8 */
 	uint8_t *scratch; /* owned; grows to the raw size of the largest map */
 	size_t scratch_cap;
 };

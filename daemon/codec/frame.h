@@ -140,7 +140,6 @@ void pt_reader_release(struct pt_reader *r);
  * friends for a malformed frame (with @e saying why), -EPIPE when the stream
  * ends inside a frame (TRUNCATED), or the read error.
  */
-int pt_reader_next(struct pt_reader *r, struct pt_frame *f,
-		   struct pt_error *e);
+int pt_reader_next(struct pt_reader *r, struct pt_frame *f, struct pt_error *e);
 
 #endif

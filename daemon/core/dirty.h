@@ -46,9 +46,9 @@ struct pt_mem_region {
 	uint32_t page_size;
 	uint64_t gpa_base;
 	uint64_t size;
-	int fd;        /* memfd or file holding the region, -1 if none */
-	off_t offset;  /* of the region in @fd */
-	uint8_t *hva;  /* @fd mapped shared, read-only on the source */
+	int fd; /* memfd or file holding the region, -1 if none */
+	off_t offset; /* of the region in @fd */
+	uint8_t *hva; /* @fd mapped shared, read-only on the source */
 };
 
 struct pt_dirty_source;
