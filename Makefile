@@ -33,7 +33,7 @@ PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CC := gcc
 CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE \
-	  -Iinclude -Idaemon -I$(O)/gen $(SANFLAGS) -MMD -MP
+	  -Iinclude -Idaemon -Itests/harness -I$(O)/gen $(SANFLAGS) -MMD -MP
 LDFLAGS := $(SANFLAGS) -Wl,--as-needed
 LDLIBS = $(PKG_LIBS) -lpthread -lm
 
