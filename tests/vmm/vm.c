@@ -1,0 +1,652 @@
+// SPDX-License-Identifier: MIT
+/*
+ * KVM plumbing of ptrack-vmm: a VM with one memslot over a memfd, vCPUs in
+ * long mode, pause/resume by signal and immediate_exit, and harvesting of
+ * the dirty log by bitmap (manual protect, GET then CLEAR) or dirty rings.
+ */
+#include "vmm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SIG_KICK SIGUSR1
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int xioctl(int fd, unsigned long req, void *arg)
+{
+	int r = ioctl(fd, req, arg);
+
+	return r < 0 ? -errno : r;
+}
+
+static int enable_cap(int vmfd, uint32_t cap, uint64_t arg)
+{
+	struct kvm_enable_cap c = {.cap = cap, .args = {arg}};
+
+	return xioctl(vmfd, KVM_ENABLE_CAP, &c);
+}
+
+/* 2 MiB identity pages over all of guest RAM, plus a flat GDT. */
+static void build_page_tables(struct vmm *vm)
+{
+	uint64_t *pml4 = (uint64_t *)(vm->mem + VMM_PML4_GPA);
+	uint64_t *pdpt = (uint64_t *)(vm->mem + VMM_PDPT_GPA);
+	uint64_t *gdt = (uint64_t *)(vm->mem + VMM_GDT_GPA);
+	uint64_t gib = (vm->o.mem + (1ull << 30) - 1) >> 30, i, j;
+
+	pml4[0] = VMM_PDPT_GPA | 3;
+	for (i = 0; i < gib; i++) {
+		uint64_t *pd = (uint64_t *)(vm->mem + VMM_PD_GPA + i * 4096);
+
+		pdpt[i] = (VMM_PD_GPA + i * 4096) | 3;
+		for (j = 0; j < 512; j++)
+			pd[j] = ((i << 30) | (j << 21)) | 0x83; /* P RW PS */
+	}
+	gdt[0] = 0;
+	gdt[1] = 0x00af9b000000ffffull; /* 64-bit code */
+	gdt[2] = 0x00cf93000000ffffull; /* data */
+	gdt[3] = 0x00008b0000000067ull; /* TSS (busy) */
+}
+
+static void write_params(struct vmm *vm)
+{
+	struct vmm_params *p = (void *)(vm->mem + VMM_PARAM_GPA);
+	uint64_t per_vcpu = vm->o.rate / vm->o.vcpus;
+
+	p->work_gpa = VMM_WORK_GPA;
+	p->npages = vm->npages - VMM_WORK_GPA / VMM_PAGE;
+	p->pattern = vm->o.pattern;
+	/* About ten port exits a second per vCPU when rate limited. */
+	p->batch = 64;
+	if (vm->o.rate && per_vcpu < 640)
+		p->batch = per_vcpu / 10 ? per_vcpu / 10 : 1;
+	p->hot_pages = vm->o.hot_pages;
+	p->hot_pct = vm->o.hot_pct;
+	p->cold_pages = p->npages - p->hot_pages;
+	p->hundred = 100;
+	p->nvcpus = vm->o.vcpus;
+}
+
+static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, bool l)
+{
+	memset(s, 0, sizeof(*s));
+	s->selector = sel;
+	s->limit = 0xffffffff;
+	s->type = type;
+	s->present = 1;
+	s->s = 1;
+	s->l = l;
+	s->db = !l;
+	s->g = 1;
+}
+
+static int setup_vcpu_regs(struct vmm_vcpu *v)
+{
+	struct kvm_sregs sr;
+	struct kvm_regs r;
+	int ret;
+
+	ret = xioctl(v->fd, KVM_GET_SREGS, &sr);
+	if (ret)
+		return ret;
+	seg(&sr.cs, 8, 11, true);
+	seg(&sr.ds, 16, 3, false);
+	sr.es = sr.fs = sr.gs = sr.ss = sr.ds;
+	sr.tr.selector = 24;
+	sr.tr.limit = 0x67;
+	sr.tr.type = 11;
+	sr.tr.present = 1;
+	sr.tr.base = 0;
+	sr.gdt.base = VMM_GDT_GPA;
+	sr.gdt.limit = 4 * 8 - 1;
+	sr.cr3 = VMM_PML4_GPA;
+	sr.cr4 = 0x20; /* PAE */
+	sr.cr0 = 0x80050033; /* PG WP NE ET MP PE */
+	sr.efer = 0x500; /* LME LMA */
+	ret = xioctl(v->fd, KVM_SET_SREGS, &sr);
+	if (ret)
+		return ret;
+	memset(&r, 0, sizeof(r));
+	r.rip = VMM_CODE_GPA;
+	r.rflags = 2;
+	r.rdi = VMM_PARAM_GPA;
+	r.rsi = v->id;
+	return xioctl(v->fd, KVM_SET_REGS, &r);
+}
+
+static int create_vcpu(struct vmm *vm, struct vmm_vcpu *v, int id)
+{
+	size_t ring_bytes;
+	int ret;
+
+	v->vm = vm;
+	v->id = id;
+	v->fd = ioctl(vm->vmfd, KVM_CREATE_VCPU, id);
+	if (v->fd < 0)
+		return -errno;
+	v->run_size = vm->run_size;
+	v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		v->run = NULL;
+		return -errno;
+	}
+	if (vm->o.dirty == VMM_DIRTY_RING) {
+		ring_bytes = (size_t)vm->o.ring_entries *
+			     sizeof(struct kvm_dirty_gfn);
+		v->ring = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE,
+			       MAP_SHARED, v->fd,
+			       KVM_DIRTY_LOG_PAGE_OFFSET * getpagesize());
+		if (v->ring == MAP_FAILED) {
+			v->ring = NULL;
+			return -errno;
+		}
+	}
+	ret = setup_vcpu_regs(v);
+	return ret;
+}
+
+static int setup_memory(struct vmm *vm)
+{
+	struct kvm_userspace_memory_region mr;
+
+	vm->memfd = memfd_create("ptrack-vmm-ram", MFD_CLOEXEC);
+	if (vm->memfd < 0)
+		return -errno;
+	if (ftruncate(vm->memfd, vm->o.mem))
+		return -errno;
+	vm->mem = mmap(NULL, vm->o.mem, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       vm->memfd, 0);
+	if (vm->mem == MAP_FAILED) {
+		vm->mem = NULL;
+		return -errno;
+	}
+	vm->npages = vm->o.mem / VMM_PAGE;
+	build_page_tables(vm);
+	write_params(vm);
+	memcpy(vm->mem + VMM_CODE_GPA, vmm_guest_start,
+	       vmm_guest_end - vmm_guest_start);
+	mr = (struct kvm_userspace_memory_region){
+		.slot = 0,
+		.flags = KVM_MEM_LOG_DIRTY_PAGES,
+		.guest_phys_addr = 0,
+		.memory_size = vm->o.mem,
+		.userspace_addr = (uintptr_t)vm->mem,
+	};
+	return xioctl(vm->vmfd, KVM_SET_USER_MEMORY_REGION, &mr);
+}
+
+static int check_opts(const struct vmm_opts *o)
+{
+	uint64_t work;
+
+	if (o->mem % (2u << 20) || o->mem < (4u << 20) ||
+	    o->mem > ((uint64_t)VMM_MAX_GIB << 30))
+		return -EINVAL;
+	work = o->mem / VMM_PAGE - VMM_WORK_GPA / VMM_PAGE;
+	if (o->vcpus < 1 || o->vcpus > 64)
+		return -EINVAL;
+	if (o->pattern == VMM_HOTCOLD &&
+	    (!o->hot_pages || o->hot_pages >= work || o->hot_pct > 100))
+		return -EINVAL;
+	if (o->dirty == VMM_DIRTY_RING &&
+	    (o->ring_entries < 16 || (o->ring_entries & (o->ring_entries - 1))))
+		return -EINVAL;
+	return 0;
+}
+
+static int setup_dirty(struct vmm *vm)
+{
+	if (vm->o.dirty == VMM_DIRTY_RING)
+		return enable_cap(vm->vmfd, KVM_CAP_DIRTY_LOG_RING_ACQ_REL,
+				  (uint64_t)vm->o.ring_entries *
+					  sizeof(struct kvm_dirty_gfn));
+	/* No INITIALLY_SET: the first harvest then holds only real writes. */
+	return enable_cap(vm->vmfd, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+			  KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE);
+}
+
+int vmm_create(struct vmm *vm, const struct vmm_opts *o)
+{
+	unsigned int i;
+	int ret;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm = vm->vmfd = vm->memfd = -1;
+	vm->o = *o;
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+	pthread_mutex_init(&vm->ring_lock, NULL);
+	ret = check_opts(o);
+	if (ret)
+		return ret;
+	vm->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm < 0)
+		return -errno;
+	vm->vmfd = ioctl(vm->kvm, KVM_CREATE_VM, 0);
+	if (vm->vmfd < 0)
+		return -errno;
+	vm->run_size = ioctl(vm->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm->run_size < 0)
+		return -errno;
+	ret = setup_dirty(vm);
+	if (ret)
+		return ret;
+	ret = setup_memory(vm);
+	if (ret)
+		return ret;
+	vm->vcpu = calloc(o->vcpus, sizeof(*vm->vcpu));
+	if (!vm->vcpu)
+		return -ENOMEM;
+	for (i = 0; i < o->vcpus; i++)
+		vm->vcpu[i].fd = -1;
+	for (i = 0; i < o->vcpus; i++) {
+		ret = create_vcpu(vm, &vm->vcpu[i], i);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* --- dirty rings ---------------------------------------------------------- */
+
+static int pend_add(struct vmm_vcpu *v, uint64_t gfn)
+{
+	if (v->npend == v->cappend) {
+		size_t cap = v->cappend ? v->cappend * 2 : 4096;
+		uint64_t *p = realloc(v->pend, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		v->pend = p;
+		v->cappend = cap;
+	}
+	v->pend[v->npend++] = gfn;
+	return 0;
+}
+
+/* Moves every published entry of every ring to the pending lists, then has
+ * KVM re-protect them. Caller holds ring_lock. */
+static int collect_rings(struct vmm *vm)
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < vm->o.vcpus; i++) {
+		struct vmm_vcpu *v = &vm->vcpu[i];
+
+		for (;;) {
+			struct kvm_dirty_gfn *e =
+				&v->ring[v->fetch & (vm->o.ring_entries - 1)];
+			uint32_t fl =
+				__atomic_load_n(&e->flags, __ATOMIC_ACQUIRE);
+
+			if (!(fl & KVM_DIRTY_GFN_F_DIRTY))
+				break;
+			/* One slot at GPA 0: the offset is the GFN. */
+			ret = pend_add(v, e->offset);
+			if (ret)
+				return ret;
+			__atomic_store_n(&e->flags, KVM_DIRTY_GFN_F_RESET,
+					 __ATOMIC_RELEASE);
+			v->fetch++;
+		}
+	}
+	ret = ioctl(vm->vmfd, KVM_RESET_DIRTY_RINGS, 0);
+	return ret < 0 ? -errno : 0;
+}
+
+/* --- vCPU threads --------------------------------------------------------- */
+
+static void kick_handler(int sig)
+{
+	(void)sig;
+}
+
+static void vcpu_fail(struct vmm *vm, int err)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (!vm->error)
+		vm->error = err;
+	pthread_mutex_unlock(&vm->lock);
+}
+
+/* Parks while a pause is requested. Returns false when told to stop. */
+static bool vcpu_gate(struct vmm_vcpu *v)
+{
+	struct vmm *vm = v->vm;
+	bool go;
+
+	pthread_mutex_lock(&vm->lock);
+	while (vm->pause_req && !vm->stop) {
+		vm->nparked++;
+		pthread_cond_broadcast(&vm->cond);
+		pthread_cond_wait(&vm->cond, &vm->lock);
+		vm->nparked--;
+	}
+	go = !vm->stop;
+	/* Cleared under the lock, so a kick after this cannot be lost. */
+	if (go)
+		v->run->immediate_exit = 0;
+	pthread_mutex_unlock(&vm->lock);
+	return go;
+}
+
+static void rate_limit(struct vmm_vcpu *v, double t0)
+{
+	uint64_t per_vcpu = v->vm->o.rate / v->vm->o.vcpus;
+	double due, now = now_ms();
+	struct timespec ts;
+
+	if (!per_vcpu)
+		return;
+	due = t0 + (double)v->stores * 1e3 / per_vcpu;
+	if (due <= now)
+		return;
+	ts.tv_sec = (time_t)((due - now) / 1e3);
+	ts.tv_nsec = (long)((due - now - ts.tv_sec * 1e3) * 1e6);
+	nanosleep(&ts, NULL); /* a kick cuts it short: fine */
+}
+
+static int handle_exit(struct vmm_vcpu *v, double t0)
+{
+	struct vmm *vm = v->vm;
+	struct kvm_run *run = v->run;
+	const struct vmm_params *p = (void *)(vm->mem + VMM_PARAM_GPA);
+	int ret;
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		if (run->io.port != VMM_PORT_BATCH)
+			return -EPROTO;
+		__atomic_add_fetch(&v->stores, p->batch, __ATOMIC_RELAXED);
+		rate_limit(v, t0);
+		return 0;
+	case KVM_EXIT_DIRTY_RING_FULL:
+		v->ring_full_exits++;
+		pthread_mutex_lock(&vm->ring_lock);
+		ret = collect_rings(vm);
+		pthread_mutex_unlock(&vm->ring_lock);
+		return ret;
+	case KVM_EXIT_INTR:
+		return 0;
+	default:
+		fprintf(stderr, "vcpu %d: unexpected exit %u\n", v->id,
+			run->exit_reason);
+		return -EPROTO;
+	}
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vmm_vcpu *v = arg;
+	double t0 = now_ms();
+	int ret = 0;
+
+	while (vcpu_gate(v)) {
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			ret = -errno;
+			break;
+		}
+		ret = handle_exit(v, t0);
+		if (ret)
+			break;
+	}
+	if (ret)
+		vcpu_fail(v->vm, ret);
+	pthread_mutex_lock(&v->vm->lock);
+	v->vm->nexited++;
+	pthread_cond_broadcast(&v->vm->cond);
+	pthread_mutex_unlock(&v->vm->lock);
+	return NULL;
+}
+
+int vmm_start(struct vmm *vm)
+{
+	struct sigaction sa = {.sa_handler = kick_handler};
+	unsigned int i;
+	int ret;
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIG_KICK, &sa, NULL))
+		return -errno;
+	for (i = 0; i < vm->o.vcpus; i++) {
+		ret = -pthread_create(&vm->vcpu[i].thread, NULL, vcpu_thread,
+				      &vm->vcpu[i]);
+		if (ret) {
+			vmm_stop(vm);
+			return ret;
+		}
+		vm->vcpu[i].started = true;
+	}
+	return 0;
+}
+
+/* Caller holds vm->lock. */
+static void kick_all(struct vmm *vm)
+{
+	unsigned int i;
+
+	for (i = 0; i < vm->o.vcpus; i++) {
+		if (!vm->vcpu[i].started)
+			continue;
+		vm->vcpu[i].run->immediate_exit = 1;
+		pthread_kill(vm->vcpu[i].thread, SIG_KICK);
+	}
+}
+
+static unsigned int nstarted(struct vmm *vm)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < vm->o.vcpus; i++)
+		n += vm->vcpu[i].started;
+	return n;
+}
+
+/* Returns once no vCPU runs guest code: all parked or exited. */
+int vmm_pause(struct vmm *vm)
+{
+	unsigned int n = nstarted(vm);
+	int ret;
+
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_req = true;
+	kick_all(vm);
+	while (vm->nparked + vm->nexited < n)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	ret = vm->error;
+	pthread_mutex_unlock(&vm->lock);
+	return ret;
+}
+
+int vmm_resume(struct vmm *vm)
+{
+	int ret;
+
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_req = false;
+	pthread_cond_broadcast(&vm->cond);
+	ret = vm->error;
+	pthread_mutex_unlock(&vm->lock);
+	return ret;
+}
+
+void vmm_stop(struct vmm *vm)
+{
+	unsigned int i;
+
+	pthread_mutex_lock(&vm->lock);
+	vm->stop = true;
+	kick_all(vm);
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	for (i = 0; i < vm->o.vcpus; i++) {
+		if (!vm->vcpu[i].started)
+			continue;
+		pthread_join(vm->vcpu[i].thread, NULL);
+		vm->vcpu[i].started = false;
+	}
+}
+
+uint64_t vmm_stores(struct vmm *vm)
+{
+	uint64_t n = 0;
+	unsigned int i;
+
+	for (i = 0; i < vm->o.vcpus; i++)
+		n += __atomic_load_n(&vm->vcpu[i].stores, __ATOMIC_RELAXED);
+	return n;
+}
+
+void vmm_destroy(struct vmm *vm)
+{
+	unsigned int i;
+
+	if (vm->vcpu) {
+		vmm_stop(vm);
+		for (i = 0; i < vm->o.vcpus; i++) {
+			struct vmm_vcpu *v = &vm->vcpu[i];
+
+			if (v->ring)
+				munmap(v->ring, (size_t)vm->o.ring_entries *
+							sizeof(*v->ring));
+			if (v->run)
+				munmap(v->run, v->run_size);
+			if (v->fd >= 0)
+				close(v->fd);
+			free(v->pend);
+		}
+		free(vm->vcpu);
+	}
+	if (vm->mem)
+		munmap(vm->mem, vm->o.mem);
+	if (vm->memfd >= 0)
+		close(vm->memfd);
+	if (vm->vmfd >= 0)
+		close(vm->vmfd);
+	if (vm->kvm >= 0)
+		close(vm->kvm);
+	pthread_mutex_destroy(&vm->lock);
+	pthread_cond_destroy(&vm->cond);
+	pthread_mutex_destroy(&vm->ring_lock);
+	memset(vm, 0, sizeof(*vm));
+}
+
+/* --- harvesting ----------------------------------------------------------- */
+
+int vmm_harvest_init(struct vmm *vm, struct vmm_harvest *h)
+{
+	unsigned int n = vm->o.vcpus;
+
+	memset(h, 0, sizeof(*h));
+	h->bitmap = calloc((vm->npages + 63) / 64, 8);
+	h->gfns = calloc(n, sizeof(*h->gfns));
+	h->ngfns = calloc(n, sizeof(*h->ngfns));
+	h->capgfns = calloc(n, sizeof(*h->capgfns));
+	if (!h->bitmap || !h->gfns || !h->ngfns || !h->capgfns) {
+		vmm_harvest_release(vm, h);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void vmm_harvest_release(struct vmm *vm, struct vmm_harvest *h)
+{
+	unsigned int i;
+
+	if (h->gfns)
+		for (i = 0; i < vm->o.vcpus; i++)
+			free(h->gfns[i]);
+	free(h->gfns);
+	free(h->ngfns);
+	free(h->capgfns);
+	free(h->bitmap);
+	memset(h, 0, sizeof(*h));
+}
+
+static int harvest_bitmap(struct vmm *vm, struct vmm_harvest *h)
+{
+	struct kvm_dirty_log get = {.slot = 0, .dirty_bitmap = h->bitmap};
+	struct kvm_clear_dirty_log clr = {
+		.slot = 0,
+		.first_page = 0,
+		.num_pages = vm->npages,
+		.dirty_bitmap = h->bitmap,
+	};
+	double t0 = now_ms();
+	int ret;
+
+	ret = xioctl(vm->vmfd, KVM_GET_DIRTY_LOG, &get);
+	if (ret)
+		return ret;
+	h->get_ms = now_ms() - t0;
+	t0 = now_ms();
+	ret = xioctl(vm->vmfd, KVM_CLEAR_DIRTY_LOG, &clr);
+	h->clear_ms = now_ms() - t0;
+	return ret;
+}
+
+/* Hands the pending lists over to @h (swapping buffers, no copies). */
+static int harvest_ring(struct vmm *vm, struct vmm_harvest *h)
+{
+	double t0 = now_ms();
+	unsigned int i;
+	int ret;
+
+	pthread_mutex_lock(&vm->ring_lock);
+	ret = collect_rings(vm);
+	for (i = 0; i < vm->o.vcpus; i++) {
+		struct vmm_vcpu *v = &vm->vcpu[i];
+		uint64_t *b = h->gfns[i];
+		size_t cap = h->capgfns[i];
+		size_t j;
+
+		h->gfns[i] = v->pend;
+		h->ngfns[i] = v->npend;
+		h->capgfns[i] = v->cappend;
+		v->pend = b;
+		v->cappend = cap;
+		v->npend = 0;
+		for (j = 0; j < h->ngfns[i]; j++)
+			if (h->gfns[i][j] < vm->npages)
+				vmm_set_bit(h->bitmap, h->gfns[i][j]);
+	}
+	pthread_mutex_unlock(&vm->ring_lock);
+	h->get_ms = now_ms() - t0;
+	h->clear_ms = 0;
+	return ret;
+}
+
+int vmm_harvest(struct vmm *vm, struct vmm_harvest *h)
+{
+	size_t words = (vm->npages + 63) / 64, w;
+	int ret;
+
+	memset(h->bitmap, 0, words * 8);
+	if (vm->o.dirty == VMM_DIRTY_RING)
+		ret = harvest_ring(vm, h);
+	else
+		ret = harvest_bitmap(vm, h);
+	h->ndirty = 0;
+	for (w = 0; w < words; w++)
+		h->ndirty += __builtin_popcountll(h->bitmap[w]);
+	return ret;
+}

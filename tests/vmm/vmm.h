@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ptrack-vmm: a minimal x86_64 KVM VMM whose guest writes memory with a
+ * chosen pattern, harvests the dirty log by bitmap or ring and can prove,
+ * against a shadow copy, that no written page was missed.
+ */
+#ifndef PT_VMM_H
+#define PT_VMM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VMM_PAGE 4096u
+#define VMM_PAGE_SHIFT 12
+
+/*
+ * Guest physical layout. The first MiB holds what the host writes before
+ * the vCPUs start (page tables, GDT, parameters, code); the guest writes
+ * only the work area above it, so any page change there is the guest's.
+ */
+#define VMM_GDT_GPA 0x0800ull
+#define VMM_PML4_GPA 0x1000ull
+#define VMM_PDPT_GPA 0x2000ull
+#define VMM_PD_GPA 0x3000ull /* one 4 KiB PD per GiB, up to VMM_MAX_GIB */
+#define VMM_MAX_GIB 64
+#define VMM_PARAM_GPA 0x50000ull
+#define VMM_CODE_GPA 0x60000ull
+#define VMM_WORK_GPA 0x100000ull
+
+/* Port the guest writes to after each batch of stores. */
+#define VMM_PORT_BATCH 0x10
+
+/* Parameter page: read by the guest at start (offsets used in guest.c). */
+struct vmm_params {
+	uint64_t work_gpa; /* 0 */
+	uint64_t npages; /* 8: work pages */
+	uint64_t pattern; /* 16: enum vmm_pattern */
+	uint64_t batch; /* 24: stores between two port exits */
+	uint64_t hot_pages; /* 32 */
+	uint64_t hot_pct; /* 40: share of stores to the hot set */
+	uint64_t cold_pages; /* 48: npages - hot_pages */
+	uint64_t hundred; /* 56: divisor constant */
+	uint64_t nvcpus; /* 64: stride of the sequential sweep */
+};
+
+enum vmm_pattern { VMM_SEQ = 0, VMM_RANDOM = 1, VMM_HOTCOLD = 2 };
+enum vmm_dirty { VMM_DIRTY_BITMAP = 0, VMM_DIRTY_RING = 1 };
+
+struct vmm_opts {
+	uint64_t mem;
+	unsigned int vcpus;
+	enum vmm_pattern pattern;
+	uint64_t rate; /* total pages/s, 0: unlimited */
+	uint64_t hot_pages;
+	unsigned int hot_pct;
+	enum vmm_dirty dirty;
+	uint32_t ring_entries;
+};
+
+struct vmm;
+
+struct vmm_vcpu {
+	struct vmm *vm;
+	int id;
+	int fd;
+	struct kvm_run *run;
+	size_t run_size;
+	struct kvm_dirty_gfn *ring;
+	uint32_t fetch; /* next ring entry to collect */
+	pthread_t thread;
+	bool started;
+	uint64_t stores; /* completed guest stores, atomic */
+	uint64_t ring_full_exits;
+	/* Ring entries collected but not yet harvested; under ring_lock. */
+	uint64_t *pend;
+	size_t npend, cappend;
+};
+
+/* One harvest: always a bitmap of the slot; ring mode also keeps GFNs. */
+struct vmm_harvest {
+	uint64_t *bitmap; /* npages bits */
+	uint64_t ndirty; /* bits set */
+	uint64_t **gfns; /* per vCPU, ring mode */
+	size_t *ngfns;
+	size_t *capgfns;
+	double get_ms, clear_ms;
+};
+
+struct vmm {
+	struct vmm_opts o;
+	int kvm, vmfd, memfd;
+	uint8_t *mem;
+	uint64_t npages; /* whole slot */
+	int run_size;
+	struct vmm_vcpu *vcpu;
+
+	pthread_mutex_t lock; /* pause state */
+	pthread_cond_t cond;
+	bool pause_req, stop;
+	unsigned int nparked, nexited;
+	int error; /* first vCPU error, negative errno */
+
+	pthread_mutex_t ring_lock;
+};
+
+int vmm_create(struct vmm *vm, const struct vmm_opts *o);
+int vmm_start(struct vmm *vm);
+int vmm_pause(struct vmm *vm);
+int vmm_resume(struct vmm *vm);
+/* Stops and joins the vCPU threads; safe to call twice. */
+void vmm_stop(struct vmm *vm);
+void vmm_destroy(struct vmm *vm);
+uint64_t vmm_stores(struct vmm *vm);
+
+int vmm_harvest_init(struct vmm *vm, struct vmm_harvest *h);
+void vmm_harvest_release(struct vmm *vm, struct vmm_harvest *h);
+/* Collects everything dirtied since the previous harvest into @h. */
+int vmm_harvest(struct vmm *vm, struct vmm_harvest *h);
+
+/* Guest code, copied to VMM_CODE_GPA. */
+extern const uint8_t vmm_guest_start[], vmm_guest_end[];
+
+/* Ground truth checker (check.c). */
+struct vmm_check {
+	uint64_t npages;
+	uint8_t *shadow;
+	uint64_t *changed_prev; /* C(k-1): changed pages seen at harvest k-1 */
+	uint64_t *changed; /* C(k) */
+	uint64_t *harvest_prev; /* H(k-1) */
+	uint64_t fn, fp, harvested, changed_total;
+	uint64_t round_fn, round_fp, round_changed;
+	double cmp_ms;
+};
+
+int vmm_check_init(struct vmm_check *c, const uint8_t *mem, uint64_t npages);
+void vmm_check_release(struct vmm_check *c);
+/* Call right after each harvest, with its bitmap. */
+void vmm_check_round(struct vmm_check *c, const uint8_t *mem,
+		     const uint64_t *harvest);
+/* After the last harvest with the guest paused: nothing may be pending. */
+void vmm_check_final(struct vmm_check *c);
+
+static inline bool vmm_test_bit(const uint64_t *bm, uint64_t i)
+{
+	return (bm[i / 64] >> (i % 64)) & 1;
+}
+
+static inline void vmm_set_bit(uint64_t *bm, uint64_t i)
+{
+	bm[i / 64] |= 1ull << (i % 64);
+}
+
+#endif
