@@ -23,6 +23,7 @@ static inline uint8_t *cu_frame(uint16_t type, uint64_t seq,
 	size_t off = 0;
 	int i;
 
+	*len = 0;
 	if (pt_txframe_init(&f))
 		return NULL;
 	if (pt_frame_build(&f, type, 0, seq, m, pl, npl, PT_FRAME_MAX_DEFAULT,
