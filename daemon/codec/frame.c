@@ -288,7 +288,7 @@ int pt_reader_init(struct pt_reader *r, int fd, size_t max_frame)
 	r->fd = fd;
 	r->max_frame = max_frame;
 	/* 8-aligned, so payloads (at 8-aligned offsets) are too. */
-	r->buf = aligned_alloc(64, pt_align8(max_frame));
+	r->buf = aligned_alloc(64, (max_frame + 63) & ~(size_t)63);
 	return r->buf ? 0 : -ENOMEM;
 }
 
