@@ -9,6 +9,15 @@
 
 #define E(name) PTRACK__V1__ERROR_CODE__ERROR_##name
 
+/* popcnt is in every x86-64 server CPU since 2008, but not in the x86-64
+ * baseline: dispatch at load time instead of calling libgcc's loop. */
+#if defined(__x86_64__)
+#define PT_POPCNT_CLONES __attribute__((target_clones("popcnt", "default")))
+#else
+#define PT_POPCNT_CLONES
+#endif
+
+PT_POPCNT_CLONES
 uint64_t pt_bitmap_count(const uint64_t *words, size_t nwords)
 {
 	uint64_t n = 0;
@@ -19,18 +28,23 @@ uint64_t pt_bitmap_count(const uint64_t *words, size_t nwords)
 	return n;
 }
 
-/* Number of dirty runs: the RLE stream needs at least a byte for each. */
-static uint64_t count_runs(const uint64_t *w, size_t nwords)
+/* Set bits and dirty runs (the RLE stream needs a byte for each run), in
+ * one pass. */
+PT_POPCNT_CLONES
+static uint64_t count_bits_runs(const uint64_t *w, size_t nwords,
+				uint64_t *runs)
 {
-	uint64_t runs = 0, carry = 0;
+	uint64_t bits = 0, r = 0, carry = 0;
 	size_t i;
 
 	for (i = 0; i < nwords; i++) {
-		runs += (uint64_t)__builtin_popcountll(w[i] &
-						       ~((w[i] << 1) | carry));
+		bits += (uint64_t)__builtin_popcountll(w[i]);
+		r += (uint64_t)__builtin_popcountll(w[i] &
+						    ~((w[i] << 1) | carry));
 		carry = w[i] >> 63;
 	}
-	return runs;
+	*runs = r;
+	return bits;
 }
 
 /* First index >= @i whose bit equals @set, or @n. */
@@ -96,12 +110,17 @@ int pt_bitmap_encode(struct pt_bitmap_enc *enc, const uint64_t *words,
 {
 	size_t nwords = pt_bitmap_words(npages);
 	size_t raw_len = nwords * 8;
+	uint64_t runs = 0;
 	int r;
 
 	if (npages > PT_BITMAP_MAX_PAGES)
 		return -EINVAL;
-	enc->dirty = pt_bitmap_count(words, nwords);
-	if (!force_raw && count_runs(words, nwords) < raw_len) {
+	if (force_raw) {
+		enc->dirty = pt_bitmap_count(words, nwords);
+		goto raw;
+	}
+	enc->dirty = count_bits_runs(words, nwords, &runs);
+	if (runs < raw_len) {
 		r = scratch_reserve(enc, raw_len + 2 * PT_VARINT_MAX + 8);
 		if (r)
 			return r;
@@ -113,6 +132,7 @@ int pt_bitmap_encode(struct pt_bitmap_enc *enc, const uint64_t *words,
 			return 0;
 		}
 	}
+raw:
 	enc->encoding = PTRACK__V1__BITMAP_ENCODING__BITMAP_ENCODING_RAW;
 	enc->data = words;
 	enc->len = raw_len;
