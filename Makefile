@@ -131,16 +131,26 @@ bench: deps all
 
 LINT_SRCS = $(shell git ls-files 'daemon/*.[ch]' 'include/*.h' 'tests/*.[ch]' \
 	'bench/*.[ch]' | grep -v '^tests/arm64/' | grep -v '^include/uapi/')
+# clang-tidy's analyzer does not know that CUnit's *_FATAL asserts stop a
+# test, so it reads test files as null dereferences: it checks the code
+# that ships (daemon, tools, benchmarks); the tests run under ASan+UBSan.
+TIDY_SRCS = $(filter-out tests/daemon/% tests/integration/% tests/fuzz/%,\
+	$(filter %.c,$(LINT_SRCS)))
+LINT_INC := -Iinclude -Idaemon -Itests/harness -I$(O)/gen
 
 lint: deps $(PROTO_H)
-	@echo "clang-format:"; clang-format --dry-run --Werror $(LINT_SRCS)
-	@echo "cppcheck:"; cppcheck --quiet --error-exitcode=1 --std=c11 \
+	@echo "lint: clang-format"
+	@clang-format --dry-run --Werror $(LINT_SRCS)
+	@echo "lint: cppcheck"
+	@cppcheck --quiet --error-exitcode=1 --std=c11 \
 		--enable=warning,performance,portability --inline-suppr \
-		--suppress=missingIncludeSystem -Iinclude -Idaemon -I$(O)/gen \
-		-D_GNU_SOURCE $(LINT_SRCS)
-	@echo "clang-tidy:"; clang-tidy --quiet $(filter %.c,$(LINT_SRCS)) -- \
-		-std=gnu11 -D_GNU_SOURCE -Iinclude -Idaemon -I$(O)/gen \
-		$(PKG_CFLAGS) 2>/dev/null | (! grep -E 'warning:|error:')
+		--suppress=missingIncludeSystem --suppress=missingInclude \
+		-Iinclude -Idaemon -Itests/harness -D_GNU_SOURCE $(LINT_SRCS)
+	@echo "lint: clang-tidy"
+	@out=$$(clang-tidy --quiet $(TIDY_SRCS) -- -std=gnu11 -D_GNU_SOURCE \
+		$(LINT_INC) $(PKG_CFLAGS) 2>/dev/null | \
+		grep -E -A3 'warning:|error:'); \
+		if [ -n "$$out" ]; then echo "$$out"; exit 1; fi
 	@echo "lint: clean"
 
 clean:

@@ -76,7 +76,7 @@ static size_t bitmap_frame(struct pt_txframe *f, struct pt_bitmap_enc *enc,
 	b.page_count = n;
 	b.encoding = enc->encoding;
 	b.dirty_count = enc->dirty;
-	iov = (struct iovec){(void *)enc->data, enc->len};
+	iov = (struct iovec){ (void *)enc->data, enc->len };
 	if (pt_frame_build(f, T(DIRTY_BITMAP), 0, 1, &b.base, &iov, 1,
 			   PT_FRAME_MAX_DEFAULT, NULL))
 		abort();
@@ -125,7 +125,7 @@ static void bench_bitmap(const char *name, unsigned int per_mille,
 	const uint64_t n = 2u << 20; /* 8 GiB of 4 KiB pages, 256 KiB map */
 	const size_t bytes = pt_bitmap_words(n) * 8;
 	uint64_t *w = malloc(bytes), *dst = malloc(bytes);
-	struct pt_bitmap_enc enc = {0};
+	struct pt_bitmap_enc enc = { 0 };
 	struct pt_txframe f;
 	double best = 1e9, t, base, dec;
 	uint8_t *flat;
@@ -218,7 +218,7 @@ static void wire_bytes(const char *name, uint64_t n, unsigned int per_mille,
 	uint64_t *w = calloc(pt_bitmap_words(n), 8), i, dirty;
 	uint64_t *g = malloc(n * 8);
 	uint8_t *ring = malloc(pt_ring_encode_bound(n));
-	struct pt_bitmap_enc enc = {0};
+	struct pt_bitmap_enc enc = { 0 };
 	struct pt_txframe f;
 	size_t flen, rlen, count, ng = 0;
 

@@ -64,11 +64,13 @@ int pt_error_set(struct pt_error *e, int code, int err, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (e) {
-		e->code = code;
-		va_start(ap, fmt);
-		vsnprintf(e->text, sizeof(e->text), fmt, ap);
-		va_end(ap);
-	}
+	if (!e)
+		return -err;
+	e->code = code;
+	va_start(ap, fmt);
+	/* clang 14's analyzer misses va_start here (a known false positive) */
+	vsnprintf(e->text, sizeof(e->text), fmt,
+		  ap); // NOLINT(clang-analyzer-valist.Uninitialized)
+	va_end(ap);
 	return -err;
 }

@@ -118,12 +118,12 @@ int pt_frame_build(struct pt_txframe *f, uint16_t type, uint16_t flags,
 		   const struct iovec *payload, int npayload, size_t max_frame,
 		   struct pt_error *e)
 {
-	struct pt_frame_hdr h = {.magic = PT_FRAME_MAGIC,
-				 .version = PT_PROTO_VERSION,
-				 .type = type,
-				 .flags = flags,
-				 .hdr_len = PT_FRAME_HDR_LEN,
-				 .seq = seq};
+	struct pt_frame_hdr h = { .magic = PT_FRAME_MAGIC,
+				  .version = PT_PROTO_VERSION,
+				  .type = type,
+				  .flags = flags,
+				  .hdr_len = PT_FRAME_HDR_LEN,
+				  .seq = seq };
 	size_t plen = 0, mlen = 0, pad;
 	uint32_t crc;
 	int i, r;
@@ -150,10 +150,10 @@ int pt_frame_build(struct pt_txframe *f, uint16_t type, uint16_t flags,
 	h.payload_len = (uint32_t)plen;
 	hdr_write(f->hdr, &h);
 
-	f->iov[0] = (struct iovec){f->hdr, PT_FRAME_HDR_LEN};
-	f->iov[1] = (struct iovec){f->msg, mlen};
+	f->iov[0] = (struct iovec){ f->hdr, PT_FRAME_HDR_LEN };
+	f->iov[1] = (struct iovec){ f->msg, mlen };
 	memset(f->pad, 0, sizeof(f->pad));
-	f->iov[2] = (struct iovec){f->pad, pad};
+	f->iov[2] = (struct iovec){ f->pad, pad };
 	f->iovcnt = 3;
 	crc = pt_crc32c(0, f->hdr + 8, PT_FRAME_HDR_LEN - 8);
 	crc = pt_crc32c(crc, f->msg, mlen);

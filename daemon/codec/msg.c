@@ -117,7 +117,7 @@ static int check_bitmap(struct pt_msg *m, const struct pt_layout *l,
 				PT_BITMAP_MAX_PAGES, e);
 	if (r)
 		return r;
-	m->words = malloc(pt_bitmap_words(b->page_count) * 8);
+	m->words = malloc(pt_bitmap_words(b->page_count) * 8 + 8);
 	if (!m->words)
 		return pt_error_set(e, E(INTERNAL), ENOMEM, "out of memory");
 	return pt_bitmap_decode(b->encoding, m->payload, m->payload_len,

@@ -25,18 +25,18 @@ const char *pt_test_bindir(void);
 /* True when PTRACK_TEST_LONG=1: long-running variants of tests. */
 int pt_test_long(void);
 
-#define PT_SUITE_FULL(sname, sinit, sclean, ...)                           \
-	static const CU_TestInfo pt_tests_##sname[] = {__VA_ARGS__,        \
-						       CU_TEST_INFO_NULL}; \
-	static struct pt_suite pt_suite_##sname = {                        \
-		.name = #sname,                                            \
-		.init = sinit,                                             \
-		.cleanup = sclean,                                         \
-		.tests = pt_tests_##sname,                                 \
-	};                                                                 \
-	__attribute__((constructor)) static void pt_register_##sname(void) \
-	{                                                                  \
-		pt_suite_register(&pt_suite_##sname);                      \
+#define PT_SUITE_FULL(sname, sinit, sclean, ...)                             \
+	static const CU_TestInfo pt_tests_##sname[] = { __VA_ARGS__,         \
+							CU_TEST_INFO_NULL }; \
+	static struct pt_suite pt_suite_##sname = {                          \
+		.name = #sname,                                              \
+		.init = sinit,                                               \
+		.cleanup = sclean,                                           \
+		.tests = pt_tests_##sname,                                   \
+	};                                                                   \
+	__attribute__((constructor)) static void pt_register_##sname(void)   \
+	{                                                                    \
+		pt_suite_register(&pt_suite_##sname);                        \
 	}
 
 #define PT_SUITE(sname, ...) PT_SUITE_FULL(sname, NULL, NULL, __VA_ARGS__)

@@ -57,8 +57,9 @@ static void roundtrip(uint64_t n, const uint64_t *w, int force_raw)
 
 static void test_roundtrip_densities(void)
 {
-	static const unsigned int dens[] = { 0, 1, 10, 100, 500, 900, 999,
-					     1000 };
+	static const unsigned int dens[] = {
+		0, 1, 10, 100, 500, 900, 999, 1000
+	};
 	static const uint64_t sizes[] = { 1, 63, 64, 65, 1000, 262144 };
 	size_t d, s;
 

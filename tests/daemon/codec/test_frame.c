@@ -60,7 +60,7 @@ static void test_header_fields(void)
 
 struct corrupt {
 	const char *what;
-	size_t off;  /* byte to overwrite */
+	size_t off; /* byte to overwrite */
 	uint8_t val;
 	int fix_crc; /* recompute the CRC so the named check is reached */
 	int code;
@@ -155,9 +155,9 @@ static void test_build_limits(void)
 				       PT_FRAME_MAX_DEFAULT, &e),
 			-EINVAL);
 	CU_ASSERT_EQUAL(e.code, E(BAD_PAYLOAD));
-	CU_ASSERT_EQUAL(pt_frame_build(&f, T(ACK), 0, 1, NULL, &big, 1, 4096,
-				       &e),
-			-EMSGSIZE);
+	CU_ASSERT_EQUAL(
+		pt_frame_build(&f, T(ACK), 0, 1, NULL, &big, 1, 4096, &e),
+		-EMSGSIZE);
 	CU_ASSERT_EQUAL(e.code, E(OVERSIZE));
 	CU_ASSERT_EQUAL(pt_frame_build(&f, T(ACK), 0, 1, NULL, &big, 1,
 				       PT_FRAME_MAX_DEFAULT, &e),
@@ -287,7 +287,8 @@ static void test_reader_rejects_garbage_stream(void)
 	int fds[2];
 
 	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
-	CU_ASSERT_EQUAL(write(fds[1], junk, sizeof(junk)), (ssize_t)sizeof(junk));
+	CU_ASSERT_EQUAL(write(fds[1], junk, sizeof(junk)),
+			(ssize_t)sizeof(junk));
 	close(fds[1]);
 	CU_ASSERT_EQUAL_FATAL(pt_reader_init(&r, fds[0], PT_FRAME_MAX_DEFAULT),
 			      0);
@@ -299,7 +300,7 @@ static void test_reader_rejects_garbage_stream(void)
 
 PT_SUITE(codec_frame, PT_TEST(test_header_fields), PT_TEST(test_corpus),
 	 PT_TEST(test_truncated_at_every_length),
-	 PT_TEST(test_trailing_garbage_and_padding),
-	 PT_TEST(test_build_limits), PT_TEST(test_reader_unix_socket),
+	 PT_TEST(test_trailing_garbage_and_padding), PT_TEST(test_build_limits),
+	 PT_TEST(test_reader_unix_socket),
 	 PT_TEST(test_reader_tcp_large_frames),
 	 PT_TEST(test_reader_rejects_garbage_stream))

@@ -11,8 +11,8 @@ static void test_valid_and_lookup(void)
 {
 	struct pt_layout l = { 0 };
 
-	CU_ASSERT_EQUAL(pt_layout_add(&l, 7, 4ull << 30, 1ull << 30, 4096,
-				      NULL), 0);
+	CU_ASSERT_EQUAL(
+		pt_layout_add(&l, 7, 4ull << 30, 1ull << 30, 4096, NULL), 0);
 	CU_ASSERT_EQUAL(pt_layout_add(&l, 3, 0, 2u << 20, 65536, NULL), 0);
 	CU_ASSERT_EQUAL(l.n, 2);
 	CU_ASSERT_EQUAL(l.r[0].id, 3); /* sorted by base */
@@ -26,8 +26,8 @@ static void test_valid_and_lookup(void)
 	CU_ASSERT_PTR_NULL(pt_layout_find_gpa(&l, 5ull << 30));
 }
 
-static int add(struct pt_layout *l, uint32_t id, uint64_t base,
-	       uint64_t size, uint32_t ps, struct pt_error *e)
+static int add(struct pt_layout *l, uint32_t id, uint64_t base, uint64_t size,
+	       uint32_t ps, struct pt_error *e)
 {
 	e->code = 0;
 	return pt_layout_add(l, id, base, size, ps, e);
@@ -47,8 +47,7 @@ static void test_rejects_bad_regions(void)
 	CU_ASSERT_EQUAL(add(&l, 3, 8 << 20, 4096, 2048, &e), -EINVAL);
 	CU_ASSERT_EQUAL(add(&l, 3, (8 << 20) + 1, 4096, 4096, &e), -EINVAL);
 	CU_ASSERT_EQUAL(add(&l, 3, 8 << 20, 0, 4096, &e), -EINVAL);
-	CU_ASSERT_EQUAL(add(&l, 3, UINT64_MAX - 4095, 8192, 4096, &e),
-			-EINVAL);
+	CU_ASSERT_EQUAL(add(&l, 3, UINT64_MAX - 4095, 8192, 4096, &e), -EINVAL);
 	CU_ASSERT_EQUAL(l.n, 1);
 }
 

@@ -122,9 +122,8 @@ static void bitmap_case(unsigned int every)
 	b.page_count = n;
 	b.encoding = enc.encoding;
 	b.dirty_count = enc.dirty;
-	CU_ASSERT_EQUAL_FATAL(rt(T(DIRTY_BITMAP), &b.base, enc.data, enc.len,
-				 &m),
-			      0);
+	CU_ASSERT_EQUAL_FATAL(
+		rt(T(DIRTY_BITMAP), &b.base, enc.data, enc.len, &m), 0);
 	CU_ASSERT_EQUAL(memcmp(m.words, w, pt_bitmap_words(n) * 8), 0);
 	CU_ASSERT_EQUAL(m.region->id, 1);
 	pt_msg_release(&m);
@@ -145,9 +144,9 @@ static void bitmap_case(unsigned int every)
 
 static void test_dirty_bitmap_raw_and_rle(void)
 {
-	bitmap_case(2);    /* dense: RAW */
+	bitmap_case(2); /* dense: RAW */
 	bitmap_case(1000); /* sparse: RLE */
-	bitmap_case(1);    /* full: RLE */
+	bitmap_case(1); /* full: RLE */
 }
 
 static void test_dirty_ring(void)
@@ -173,8 +172,7 @@ static void test_dirty_ring(void)
 	CU_ASSERT_EQUAL(rt_code(T(DIRTY_RING), &r.base, buf, len),
 			E(PAGE_RANGE));
 	r.count = 100;
-	CU_ASSERT_EQUAL(rt_code(T(DIRTY_RING), &r.base, buf, len),
-			E(OVERSIZE));
+	CU_ASSERT_EQUAL(rt_code(T(DIRTY_RING), &r.base, buf, len), E(OVERSIZE));
 }
 
 static void test_page_data(void)
@@ -188,9 +186,8 @@ static void test_page_data(void)
 	p.region = 1;
 	p.first_page = 10;
 	p.page_count = 3;
-	CU_ASSERT_EQUAL_FATAL(rt(T(PAGE_DATA), &p.base, pages, sizeof(pages),
-				 &m),
-			      0);
+	CU_ASSERT_EQUAL_FATAL(
+		rt(T(PAGE_DATA), &p.base, pages, sizeof(pages), &m), 0);
 	CU_ASSERT_EQUAL(m.n_pages, 3);
 	CU_ASSERT_EQUAL(m.payload[4096 * 2 + 7], 0xab);
 	pt_msg_release(&m);
@@ -279,8 +276,7 @@ static void test_complete(void)
 	CU_ASSERT_EQUAL(m.u.complete->checksums[0]->crc32c, 0xdeadbeef);
 	pt_msg_release(&m);
 	cs[1].region = 1;
-	CU_ASSERT_EQUAL(rt_code(T(COMPLETE), &c.base, NULL, 0),
-			E(BAD_MESSAGE));
+	CU_ASSERT_EQUAL(rt_code(T(COMPLETE), &c.base, NULL, 0), E(BAD_MESSAGE));
 	cs[1].region = 8;
 	CU_ASSERT_EQUAL(rt_code(T(COMPLETE), &c.base, NULL, 0), E(BAD_REGION));
 }

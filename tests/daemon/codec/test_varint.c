@@ -7,9 +7,16 @@
 
 static void test_roundtrip_boundaries(void)
 {
-	static const uint64_t v[] = { 0, 1, 127, 128, 16383, 16384,
-				      (1ull << 35) - 1, 1ull << 56,
-				      UINT64_MAX - 1, UINT64_MAX };
+	static const uint64_t v[] = { 0,
+				      1,
+				      127,
+				      128,
+				      16383,
+				      16384,
+				      (1ull << 35) - 1,
+				      1ull << 56,
+				      UINT64_MAX - 1,
+				      UINT64_MAX };
 	uint8_t buf[PT_VARINT_MAX];
 	size_t i, n;
 
