@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file libptrack.h
+ * @brief libptrack: how a VMM hands its guest's dirty memory to ptrackd.
+ *
+ * KVM answers VM ioctls only in the process that created the VM, so ptrackd
+ * cannot read a guest's dirty log itself: the VMM pushes it. With libptrack
+ * a VMM
+ *  - connects to ptrackd's unix socket and registers the VM: name, UUID,
+ *    vCPU count, dirty log kind and memory regions, whose fds (memfd or
+ *    file) ptrackd maps read-only to read page contents itself;
+ *  - answers ptrackd's requests, each through a callback: start tracking,
+ *    harvest now, pause the vCPUs, resume them, stop the guest;
+ *  - during the harvest callback, pushes what KVM reported as bitmap
+ *    chunks (KVM_GET_DIRTY_LOG words) or ring batches (dirty ring GFNs).
+ *    They go through a shared-memory ring with an eventfd, not through the
+ *    socket, so pages and bitmaps are never copied through the kernel.
+ *
+ * Threading: one thread calls ptl_dispatch()/ptl_run(); callbacks run in
+ * that thread and may block (pausing vCPUs usually does). The push
+ * functions may be called only from inside the harvest callback. A client
+ * is not safe to use from several threads at once.
+ *
+ * Semantics the VMM must keep, or guest memory will be copied stale:
+ *  - harvest: report every page written since the previous harvest (or
+ *    start). With KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, push the bitmap from
+ *    KVM_GET_DIRTY_LOG after KVM_CLEAR_DIRTY_LOG returned for those bits;
+ *    with dirty rings, push the collected GFNs after
+ *    KVM_RESET_DIRTY_RINGS. When the log was lost, ptl_push_all().
+ *  - pause: return only when no vCPU executes guest code (kick them out
+ *    of KVM_RUN, e.g. with a signal and kvm_run->immediate_exit).
+ *  - stop: the guest will not run again; the VMM may exit after
+ *    ptl_run() returns.
+ *
+ * Errors are negative errno values. -ECONNRESET means ptrackd went away.
+ *
+ * Example, a VMM with one memslot backed by a memfd:
+ * @code
+ *	static int on_harvest(struct ptl_client *c, void *opaque)
+ *	{
+ *		struct my_vm *vm = opaque;
+ *		int ret = my_get_and_clear_dirty_log(vm, vm->bitmap);
+ *
+ *		if (ret)
+ *			return ret;
+ *		return ptl_push_bitmap(c, 0, 0, vm->npages, vm->bitmap);
+ *	}
+ *
+ *	static const struct ptl_ops ops = {
+ *		.harvest = on_harvest,
+ *		.pause = on_pause,     // kick vCPUs out, hold them
+ *		.resume = on_resume,
+ *		.stop = on_stop,
+ *	};
+ *
+ *	struct ptl_region r = {
+ *		.id = 0, .page_size = 4096, .gpa_base = 0,
+ *		.size = vm->ram_size, .fd = vm->memfd, .fd_offset = 0,
+ *	};
+ *	struct ptl_vm info = {
+ *		.name = "vm1", .vcpus = 2, .kind = PTL_DIRTY_BITMAP,
+ *		.regions = &r, .nregions = 1,
+ *	};
+ *	struct ptl_client *c;
+ *	int ret = ptl_connect("/run/ptrack/vmm.sock", &info, &ops, vm, &c);
+ *
+ *	if (ret == 0) {
+ *		ret = ptl_run(c);  // or poll ptl_fd(c), then ptl_dispatch(c)
+ *		ptl_close(c);
+ *	}
+ * @endcode
+ */
+#ifndef PTRACK_LIBPTRACK_H
+#define PTRACK_LIBPTRACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Protocol version sent at registration. */
+#define PTL_VERSION 1
+/** Most memory regions a VM may register. */
+#define PTL_MAX_REGIONS 64
+/** Default size of the shared-memory ring. */
+#define PTL_SHM_DEFAULT_SIZE (4u << 20)
+
+/** How the VMM reads its dirty log. */
+enum ptl_dirty_kind {
+	PTL_DIRTY_BITMAP = 1, /**< KVM_GET_DIRTY_LOG (+ CLEAR) bitmaps */
+	PTL_DIRTY_RING = 2, /**< KVM dirty ring GFNs */
+};
+
+/** One guest memory region (a KVM memslot). */
+struct ptl_region {
+	uint32_t id; /**< Unique, the id used by ptl_push_bitmap() */
+	uint32_t page_size; /**< 4096 */
+	uint64_t gpa_base; /**< Guest physical address of the first byte */
+	uint64_t size; /**< Bytes, a multiple of page_size */
+	int fd; /**< memfd or file holding the region */
+	uint64_t fd_offset; /**< Of the region in @c fd, page aligned */
+};
+
+/** What ptl_connect() registers. */
+struct ptl_vm {
+	const char *name; /**< Up to 63 bytes */
+	uint8_t uuid[16];
+	unsigned int vcpus;
+	enum ptl_dirty_kind kind;
+	const struct ptl_region *regions;
+	size_t nregions; /**< 1..PTL_MAX_REGIONS */
+	size_t shm_size; /**< 0: PTL_SHM_DEFAULT_SIZE */
+};
+
+struct ptl_client;
+
+/**
+ * Request callbacks. Each returns 0 or a negative errno, which is sent back
+ * to ptrackd. NULL callbacks answer 0 (start, resume) or -EOPNOTSUPP.
+ */
+struct ptl_ops {
+	/** Begin tracking: forget what is logged so far (GET+CLEAR, drop). */
+	int (*start)(struct ptl_client *c, void *opaque);
+	/** Harvest the dirty log and push it with ptl_push_*(). */
+	int (*harvest)(struct ptl_client *c, void *opaque);
+	/** Hold all vCPUs out of guest mode; return once they are. */
+	int (*pause)(struct ptl_client *c, void *opaque);
+	/** Let paused vCPUs run again. */
+	int (*resume)(struct ptl_client *c, void *opaque);
+	/** Stop the guest for good; ptl_run() returns 0 afterwards. */
+	int (*stop)(struct ptl_client *c, void *opaque);
+};
+
+/**
+ * Connects to ptrackd at @p path, registers @p vm and waits for the answer.
+ * The region fds are duplicated into ptrackd; the caller keeps its own.
+ * @p ops and @p opaque must outlive the client.
+ * @return 0 with *@p out set, or a negative errno (ptrackd's refusal
+ *         included, e.g. -EINVAL for a bad layout).
+ */
+int ptl_connect(const char *path, const struct ptl_vm *vm,
+		const struct ptl_ops *ops, void *opaque,
+		struct ptl_client **out);
+
+/** The socket to poll for readability before calling ptl_dispatch(). */
+int ptl_fd(const struct ptl_client *c);
+
+/**
+ * Reads one request from ptrackd, runs its callback and replies.
+ * Blocks until a request arrives.
+ * @return 0 when served, 1 when a stop request was served, or a negative
+ *         errno (-ECONNRESET when ptrackd disconnected).
+ */
+int ptl_dispatch(struct ptl_client *c);
+
+/** Serves requests until a stop (returns 0) or an error. */
+int ptl_run(struct ptl_client *c);
+
+/**
+ * Pushes @p npages bits of @p words: bit i (word i / 64, bit i % 64) set
+ * means page @p first_page + i of region @p region is dirty. Any size:
+ * split into records as needed, runs of zero words are skipped. Blocks
+ * while the shared ring is full until ptrackd consumes.
+ */
+int ptl_push_bitmap(struct ptl_client *c, uint32_t region, uint64_t first_page,
+		    uint64_t npages, const uint64_t *words);
+
+/**
+ * Pushes @p n GFNs (guest physical address >> 12) written by vCPU
+ * @p vcpu (-1 when not attributed). Duplicates are allowed.
+ */
+int ptl_push_ring(struct ptl_client *c, int vcpu, const uint64_t *gfns,
+		  size_t n);
+
+/** Every page of @p region must be treated as dirty (log lost). */
+int ptl_push_all(struct ptl_client *c, uint32_t region);
+
+/** Disconnects and frees @p c (NULL is fine). */
+void ptl_close(struct ptl_client *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
