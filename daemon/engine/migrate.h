@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The streaming engine: iterative pre-copy of a pt_dirty_source to a peer
+ * over TCP (pt_migrate), and the peer that stores what it receives into
+ * destination memory (pt_peer_run).
+ *
+ * Stream: Hello (seq 1), then per round the round's dirty set (DirtyBitmap
+ * or DirtyRing frames), the dirty pages (PageData) and IterationDone; after
+ * the final round, taken with the vCPUs paused, Complete with per-region
+ * CRC32C. The peer acks cumulative sequence numbers once frames are stored.
+ * On a dropped connection the source reconnects, sends Resume (seq 0, not
+ * part of the stream) and the peer answers with an Ack of the last frame it
+ * stored; the source then resends everything after it, rebuilt from current
+ * guest memory, which is correct because the content is at least as new and
+ * any later write is reported by a later harvest.
+ *
+ * Destination memory holds the regions back to back in layout order
+ * (ascending guest-physical base); pt_layout_offset() gives each offset.
+ */
+#ifndef PT_ENGINE_MIGRATE_H
+#define PT_ENGINE_MIGRATE_H
+
+#include <stdint.h>
+
+#include "codec/layout.h"
+#include "core/dirty.h"
+
+#define PT_DOWNTIME_MS_DEFAULT 300
+#define PT_MAX_ROUNDS_DEFAULT 30
+#define PT_TIME_LIMIT_MS_DEFAULT 120000
+#define PT_WINDOW_DEFAULT 64
+#define PT_FRAME_BYTES_DEFAULT (1u << 20)
+#define PT_ACK_EVERY_DEFAULT 16
+#define PT_IO_TIMEOUT_MS_DEFAULT 10000
+#define PT_RECONNECT_MS_DEFAULT 15000
+
+/* What the CLI shows after each round (QEMU query-migrate names). */
+struct pt_mig_progress {
+	uint64_t round;
+	uint64_t dirty_pages; /* harvested for this round */
+	uint64_t remaining; /* bytes of dirty pages still to send */
+	double mbps; /* measured stream bandwidth, 10^6 bytes/s */
+	double expected_downtime_ms; /* remaining / bandwidth */
+	uint64_t transferred; /* bytes on the wire so far */
+	int final; /* this round runs with the vCPUs paused */
+};
+
+struct pt_source_opts {
+	const char *to; /* HOST:PORT of the peer */
+	uint64_t downtime_ms; /* 0: PT_DOWNTIME_MS_DEFAULT */
+	uint64_t bandwidth; /* bytes/s cap, 0: none */
+	unsigned int max_rounds; /* 0: PT_MAX_ROUNDS_DEFAULT */
+	uint64_t time_limit_ms; /* 0: PT_TIME_LIMIT_MS_DEFAULT */
+	unsigned int window; /* unacked frames in flight, 0: default */
+	uint32_t frame_bytes; /* page bytes per PageData frame, 0: default */
+	int io_timeout_ms; /* 0: PT_IO_TIMEOUT_MS_DEFAULT */
+	uint64_t reconnect_ms; /* give up reconnecting after, 0: default */
+	int force_raw_bitmap;
+	void (*progress)(const struct pt_mig_progress *p, void *arg);
+	void *arg;
+};
+
+struct pt_source_result {
+	uint64_t session_id;
+	uint64_t rounds; /* including round 0 and the final round */
+	uint64_t total_ms, downtime_ms; /* downtime: pause to Complete acked */
+	uint64_t bytes; /* on the wire, retransmissions included */
+	uint64_t pages_sent, zero_pages, round0_ns, round0_bytes;
+	uint64_t reconnects, retransmitted;
+	int code; /* protocol error code on failure, else 0 */
+	char err[256];
+};
+
+/*
+ * Migrates @src to the peer at @o->to. Returns 0 once the peer acked
+ * Complete: the guest is then left paused (and still tracked) for the
+ * caller to stop or compare. On failure returns a negative errno with the
+ * reason in @res, and the guest is running (resumed if it was paused).
+ * The caller owns @src and calls its stop/release.
+ */
+int pt_migrate(struct pt_dirty_source *src, const struct pt_source_opts *o,
+	       struct pt_source_result *res);
+
+struct pt_peer_opts {
+	const char *listen; /* HOST:PORT, used when lfd < 0 */
+	int lfd; /* an already listening socket, or -1 */
+	const char *mem_path; /* destination file; NULL: a memfd */
+	const char *state_dir; /* session state; NULL: not persisted */
+	unsigned int ack_every; /* 0: PT_ACK_EVERY_DEFAULT */
+	int io_timeout_ms; /* 0: PT_IO_TIMEOUT_MS_DEFAULT */
+	uint64_t idle_ms; /* wait for a (re)connection, 0: 60 s */
+	int quiet;
+};
+
+struct pt_peer_result {
+	uint64_t session_id;
+	uint64_t frames, pages, zero_pages, rounds, duplicates;
+	uint64_t stale_pages; /* declared dirty in the last round, not sent */
+	uint64_t mem_size;
+	int resumed; /* the session was restored from the state file */
+	int code;
+	char err[256];
+};
+
+/*
+ * Serves one migration session: returns 0 when Complete arrived and every
+ * region's checksum matched, else a negative errno with the reason in
+ * @res (the source was sent an Error frame when it could be).
+ */
+int pt_peer_run(const struct pt_peer_opts *o, struct pt_peer_result *res);
+
+/* Byte offset of layout region @i in destination memory. */
+uint64_t pt_layout_offset(const struct pt_layout *l, size_t i);
+
+/* TCP helpers: "HOST:PORT" (IPv4, IPv6 in brackets, or a name). */
+int pt_tcp_listen(const char *hostport);
+int pt_tcp_connect(const char *hostport, int timeout_ms);
+int pt_sock_timeouts(int fd, int timeout_ms);
+
+#endif

@@ -1,0 +1,682 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Peer side of the streaming engine: stores a source's pages into
+ * destination memory (a file or memfd, mmap'd), acks what it stored,
+ * verifies Complete's checksums and keeps the dirty sets of the current
+ * round so an audit (or post-copy) can tell which pages are still stale.
+ *
+ * With a state directory, the session (id, last stored seq, Hello) is
+ * persisted with fsync before every Ack, so a peer restarted by its
+ * supervisor answers a Resume and the stream continues where it was. The
+ * destination pages are in the shared file mapping, which outlives the
+ * process; surviving a host crash as well would need an msync per Ack.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "codec/bitmap.h"
+#include "codec/crc32c.h"
+#include "codec/frame.h"
+#include "codec/msg.h"
+#include "engine/migrate.h"
+
+#define T(name) PTRACK__V1__MSG_TYPE__MSG_TYPE_##name
+#define E(name) PTRACK__V1__ERROR_CODE__ERROR_##name
+#define STATE_MAGIC 0x53535450u /* "PTSS" */
+#define PEER_DONE 1
+
+struct state_hdr {
+	uint32_t magic;
+	uint32_t hello_len;
+	uint64_t session_id;
+	uint64_t last_seq;
+	uint32_t crc; /* over the fields above and the Hello */
+	uint32_t pad;
+};
+
+struct peer {
+	const struct pt_peer_opts *o;
+	struct pt_peer_result *res;
+	int lfd, fd;
+	struct pt_reader rd;
+	struct pt_txframe tx;
+	uint64_t tx_seq;
+
+	int have_session;
+	uint64_t session_id, last_seq;
+	uint8_t *hello;
+	size_t hello_len;
+	struct pt_layout lay;
+	int memfd;
+	uint8_t *mem;
+	uint64_t mem_size;
+	uint64_t off[PT_LAYOUT_MAX_REGIONS];
+	uint64_t *round_dirty[PT_LAYOUT_MAX_REGIONS];
+	uint64_t *stale[PT_LAYOUT_MAX_REGIONS];
+	uint64_t dirty_round;
+	unsigned int since_ack;
+};
+
+static int fail(struct peer *p, int code, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int fail(struct peer *p, int code, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!p->res->err[0]) {
+		p->res->code = code;
+		va_start(ap, fmt);
+		vsnprintf(p->res->err, sizeof(p->res->err), fmt, ap);
+		va_end(ap);
+	}
+	return -err;
+}
+
+static int send_msg(struct peer *p, uint16_t type, const ProtobufCMessage *m)
+{
+	int r = pt_frame_build(&p->tx, type, 0, ++p->tx_seq, m, NULL, 0,
+			       PT_FRAME_MAX_DEFAULT, NULL);
+
+	return r ? r : pt_frame_send(p->fd, &p->tx);
+}
+
+/* Tells the source why the session ends here and fails with it. */
+static int send_error(struct peer *p, int code, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int send_error(struct peer *p, int code, int err, const char *fmt, ...)
+{
+	Ptrack__V1__Error m = PTRACK__V1__ERROR__INIT;
+	char text[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	m.code = code;
+	m.text = text;
+	send_msg(p, T(ERROR), &m.base);
+	return fail(p, code, err, "%s", text);
+}
+
+/* ---- session state ---------------------------------------------------- */
+
+static uint32_t state_crc(const struct state_hdr *h, const uint8_t *hello)
+{
+	uint32_t c = pt_crc32c(0, h, offsetof(struct state_hdr, crc));
+
+	return pt_crc32c(c, hello, h->hello_len);
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *b = buf;
+	ssize_t n;
+
+	while (len) {
+		n = write(fd, b, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		b += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Write to a temporary, fsync, rename, fsync the directory: the state file
+ * is always either the old or the new state, never a torn one. */
+static int persist(struct peer *p)
+{
+	struct state_hdr h = { .magic = STATE_MAGIC,
+			       .hello_len = (uint32_t)p->hello_len,
+			       .session_id = p->session_id,
+			       .last_seq = p->last_seq };
+	char tmp[PATH_MAX], path[PATH_MAX];
+	int fd, dfd, r;
+
+	if (!p->o->state_dir)
+		return 0;
+	h.crc = state_crc(&h, p->hello);
+	snprintf(tmp, sizeof(tmp), "%s/session.tmp", p->o->state_dir);
+	snprintf(path, sizeof(path), "%s/session.state", p->o->state_dir);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	r = write_all(fd, &h, sizeof(h));
+	if (!r)
+		r = write_all(fd, p->hello, p->hello_len);
+	if (!r && fsync(fd))
+		r = -errno;
+	close(fd);
+	if (!r && rename(tmp, path))
+		r = -errno;
+	if (r)
+		return r;
+	dfd = open(p->o->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
+/* ---- destination memory ----------------------------------------------- */
+
+static void unmap_dest(struct peer *p)
+{
+	size_t i;
+
+	if (p->mem)
+		munmap(p->mem, p->mem_size);
+	if (p->memfd >= 0)
+		close(p->memfd);
+	p->mem = NULL;
+	p->memfd = -1;
+	for (i = 0; i < PT_LAYOUT_MAX_REGIONS; i++) {
+		free(p->round_dirty[i]);
+		free(p->stale[i]);
+		p->round_dirty[i] = p->stale[i] = NULL;
+	}
+}
+
+static int alloc_audit(struct peer *p)
+{
+	size_t i, n;
+
+	for (i = 0; i < p->lay.n; i++) {
+		n = pt_bitmap_words(p->lay.r[i].npages);
+		p->round_dirty[i] = calloc(n, 8);
+		p->stale[i] = calloc(n, 8);
+		if (!p->round_dirty[i] || !p->stale[i])
+			return -ENOMEM;
+		p->off[i] = pt_layout_offset(&p->lay, i);
+	}
+	p->mem_size = pt_layout_offset(&p->lay, p->lay.n);
+	p->res->mem_size = p->mem_size;
+	return 0;
+}
+
+static int open_dest(struct peer *p, int fresh)
+{
+	int flags = O_RDWR | O_CLOEXEC | (fresh ? O_CREAT | O_TRUNC : 0);
+	struct stat st;
+	int r;
+
+	if (p->o->mem_path)
+		p->memfd = open(p->o->mem_path, flags, 0600);
+	else
+		p->memfd = memfd_create("ptrack-dest", MFD_CLOEXEC);
+	if (p->memfd < 0)
+		return -errno;
+	if (fresh) {
+		/* Reserve every block now: ENOSPC here is a clean error,
+		 * while a store to a mapping with no block is a SIGBUS. */
+		if (ftruncate(p->memfd, (off_t)p->mem_size))
+			return -errno;
+		r = posix_fallocate(p->memfd, 0, (off_t)p->mem_size);
+		if (r)
+			return -r;
+	} else if (fstat(p->memfd, &st) ||
+		   (uint64_t)st.st_size != p->mem_size) {
+		return -EINVAL;
+	}
+	p->mem = mmap(NULL, p->mem_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      p->memfd, 0);
+	if (p->mem == MAP_FAILED) {
+		p->mem = NULL;
+		return -errno;
+	}
+	return 0;
+}
+
+/* Sets up a session from its Hello (packed in @buf). */
+static int setup_session(struct peer *p, const uint8_t *buf, size_t len,
+			 int fresh)
+{
+	Ptrack__V1__Hello *h;
+	struct pt_error e = { 0 };
+	int r;
+
+	unmap_dest(p);
+	memset(&p->lay, 0, sizeof(p->lay));
+	h = ptrack__v1__hello__unpack(NULL, len, buf);
+	if (!h)
+		return -EBADMSG;
+	r = pt_layout_from_hello(&p->lay, h, &e);
+	p->session_id = h->session_id;
+	ptrack__v1__hello__free_unpacked(h, NULL);
+	if (r)
+		return r;
+	free(p->hello);
+	p->hello = malloc(len ? len : 1);
+	if (!p->hello)
+		return -ENOMEM;
+	memcpy(p->hello, buf, len);
+	p->hello_len = len;
+	r = alloc_audit(p);
+	if (!r)
+		r = open_dest(p, fresh);
+	return r;
+}
+
+/* A restarted peer picks its session up from the state file. */
+static int load_state(struct peer *p)
+{
+	char path[PATH_MAX];
+	struct state_hdr h;
+	uint8_t *hello;
+	int fd, r = -EINVAL;
+
+	if (!p->o->state_dir || !p->o->mem_path)
+		return 0;
+	snprintf(path, sizeof(path), "%s/session.state", p->o->state_dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (read(fd, &h, sizeof(h)) != sizeof(h) || h.magic != STATE_MAGIC ||
+	    h.hello_len > PT_MSG_MAX)
+		goto close_fd;
+	hello = malloc(h.hello_len ? h.hello_len : 1);
+	if (!hello) {
+		r = -ENOMEM;
+		goto close_fd;
+	}
+	if (read(fd, hello, h.hello_len) == (ssize_t)h.hello_len &&
+	    state_crc(&h, hello) == h.crc)
+		r = setup_session(p, hello, h.hello_len, 0);
+	free(hello);
+	if (!r) {
+		p->have_session = 1;
+		p->last_seq = h.last_seq;
+		p->res->resumed = 1;
+		p->res->session_id = h.session_id;
+	}
+close_fd:
+	close(fd);
+	if (r)
+		return fail(p, E(SESSION), -r, "state file %s unusable: %s",
+			    path, strerror(-r));
+	return 0;
+}
+
+/* ---- frames ----------------------------------------------------------- */
+
+static int on_hello(struct peer *p, const struct pt_frame *f, struct pt_msg *m)
+{
+	int r;
+
+	if (m->seq != 1)
+		return send_error(p, E(SEQUENCE), EPROTO,
+				  "Hello with seq %" PRIu64 ", expected 1",
+				  m->seq);
+	p->have_session = 0;
+	r = setup_session(p, f->msg, f->hdr.msg_len, 1);
+	if (r == -ENOSPC || r == -EDQUOT || r == -EFBIG)
+		return send_error(p, E(NO_SPACE), ENOSPC,
+				  "destination %s cannot hold %" PRIu64
+				  " bytes: %s",
+				  p->o->mem_path ? p->o->mem_path : "memfd",
+				  p->mem_size, strerror(-r));
+	if (r)
+		return send_error(p, E(INTERNAL), -r,
+				  "cannot set up destination memory: %s",
+				  strerror(-r));
+	p->have_session = 1;
+	p->last_seq = 1;
+	p->res->session_id = p->session_id;
+	r = persist(p);
+	if (r)
+		return send_error(p, r == -ENOSPC ? E(NO_SPACE) : E(INTERNAL),
+				  -r, "cannot persist session state: %s",
+				  strerror(-r));
+	m->u.hello->role = PTRACK__V1__ROLE__ROLE_PEER;
+	return send_msg(p, T(HELLO), m->u.base);
+}
+
+static int on_resume(struct peer *p, const struct pt_msg *m)
+{
+	Ptrack__V1__Ack a = PTRACK__V1__ACK__INIT;
+
+	if (!p->have_session || m->u.resume->session_id != p->session_id)
+		return send_error(p, E(SESSION), EPROTO,
+				  "no session %016" PRIx64 " here",
+				  m->u.resume->session_id);
+	a.seq = p->last_seq;
+	p->since_ack = 0;
+	return send_msg(p, T(ACK), &a.base);
+}
+
+/* A new round's dirty set replaces the previous round's. */
+static void track_round(struct peer *p, uint64_t round)
+{
+	size_t i, n;
+
+	if (round == p->dirty_round)
+		return;
+	p->dirty_round = round;
+	for (i = 0; i < p->lay.n; i++) {
+		n = pt_bitmap_words(p->lay.r[i].npages) * 8;
+		memset(p->round_dirty[i], 0, n);
+		memset(p->stale[i], 0, n);
+	}
+}
+
+static void mark_dirty(struct peer *p, size_t ri, uint64_t page)
+{
+	p->round_dirty[ri][page / 64] |= 1ull << (page % 64);
+	p->stale[ri][page / 64] |= 1ull << (page % 64);
+}
+
+static void on_bitmap(struct peer *p, const struct pt_msg *m)
+{
+	const Ptrack__V1__DirtyBitmap *b = m->u.bitmap;
+	size_t ri = (size_t)(m->region - p->lay.r);
+	uint64_t i;
+
+	track_round(p, b->round);
+	for (i = 0; i < b->page_count; i++)
+		if ((m->words[i / 64] >> (i % 64)) & 1)
+			mark_dirty(p, ri, b->first_page + i);
+}
+
+static void on_ring(struct peer *p, const struct pt_msg *m)
+{
+	const struct pt_region *rg;
+	uint64_t i, gpa;
+
+	track_round(p, m->u.ring->round);
+	for (i = 0; i < m->u.ring->count; i++) {
+		gpa = m->gfns[i] << PT_GFN_SHIFT;
+		rg = pt_layout_find_gpa(&p->lay, gpa);
+		mark_dirty(p, (size_t)(rg - p->lay.r),
+			   (gpa - rg->gpa_base) >> rg->page_shift);
+	}
+}
+
+static void on_pages(struct peer *p, const struct pt_msg *m)
+{
+	const Ptrack__V1__PageData *d = m->u.pages;
+	size_t ri = (size_t)(m->region - p->lay.r);
+	uint32_t ps = m->region->page_size;
+	const uint8_t *src = m->payload;
+	uint64_t i, idx;
+	uint8_t *dst;
+
+	for (i = 0; i < m->n_pages; i++) {
+		idx = d->n_pages ? m->page_idx[i] : d->first_page + i;
+		dst = p->mem + p->off[ri] + idx * ps;
+		if (pt_msg_page_is_zero(m, i)) {
+			memset(dst, 0, ps);
+			p->res->zero_pages++;
+		} else {
+			memcpy(dst, src, ps);
+			src += ps;
+		}
+		p->stale[ri][idx / 64] &= ~(1ull << (idx % 64));
+	}
+	p->res->pages += m->n_pages;
+}
+
+static uint64_t count_stale(struct peer *p)
+{
+	uint64_t n = 0;
+	size_t i;
+
+	for (i = 0; i < p->lay.n; i++)
+		n += pt_bitmap_count(p->stale[i],
+				     pt_bitmap_words(p->lay.r[i].npages));
+	return n;
+}
+
+static void on_iter(struct peer *p, const struct pt_msg *m)
+{
+	p->res->rounds = m->u.iter->round + 1;
+	p->res->stale_pages = count_stale(p);
+	if (!p->o->quiet)
+		fprintf(stderr,
+			"peer: round %" PRIu64 " stored: %" PRIu64
+			" dirty, %" PRIu64 " pages, %" PRIu64 " stale%s\n",
+			m->u.iter->round, m->u.iter->dirty_pages,
+			m->u.iter->pages_sent + m->u.iter->zero_pages,
+			p->res->stale_pages,
+			m->u.iter->final ? " (final)" : "");
+}
+
+static int on_complete(struct peer *p, const struct pt_msg *m)
+{
+	const Ptrack__V1__Complete *c = m->u.complete;
+	const struct pt_region *rg;
+	uint32_t crc;
+	size_t i;
+
+	if (c->n_checksums != p->lay.n)
+		return send_error(p, E(CHECKSUM), EBADMSG,
+				  "Complete has %zu checksums for %zu regions",
+				  c->n_checksums, p->lay.n);
+	for (i = 0; i < c->n_checksums; i++) {
+		rg = pt_layout_find(&p->lay, c->checksums[i]->region);
+		crc = pt_crc32c(0, p->mem + p->off[rg - p->lay.r], rg->size);
+		if (crc != c->checksums[i]->crc32c)
+			return send_error(
+				p, E(CHECKSUM), EBADMSG,
+				"region %u: CRC32C 0x%08x, source says 0x%08x",
+				rg->id, crc, c->checksums[i]->crc32c);
+	}
+	return PEER_DONE;
+}
+
+static int ack(struct peer *p)
+{
+	Ptrack__V1__Ack a = PTRACK__V1__ACK__INIT;
+	int r = persist(p);
+
+	if (r)
+		return send_error(p, r == -ENOSPC ? E(NO_SPACE) : E(INTERNAL),
+				  -r, "cannot persist session state: %s",
+				  strerror(-r));
+	p->since_ack = 0;
+	a.seq = p->last_seq;
+	return send_msg(p, T(ACK), &a.base);
+}
+
+/* Stores one stream frame; duplicates of stored ones are only acked. */
+static int on_stream(struct peer *p, const struct pt_msg *m)
+{
+	int r = 0;
+
+	if (m->seq <= p->last_seq) {
+		p->res->duplicates++;
+		return m->flags & PT_FRAME_F_ACK_REQ ? ack(p) : 0;
+	}
+	if (m->seq != p->last_seq + 1)
+		return send_error(p, E(SEQUENCE), EPROTO,
+				  "frame %" PRIu64 " after %" PRIu64, m->seq,
+				  p->last_seq);
+	switch (m->type) {
+	case T(DIRTY_BITMAP):
+		on_bitmap(p, m);
+		break;
+	case T(DIRTY_RING):
+		on_ring(p, m);
+		break;
+	case T(PAGE_DATA):
+		on_pages(p, m);
+		break;
+	case T(ITERATION_DONE):
+		on_iter(p, m);
+		break;
+	case T(COMPLETE):
+		r = on_complete(p, m);
+		if (r < 0)
+			return r;
+		break;
+	default:
+		return send_error(p, E(SESSION), EPROTO,
+				  "unexpected message type %u", m->type);
+	}
+	p->last_seq = m->seq;
+	p->res->frames++;
+	if (r == PEER_DONE || m->flags & PT_FRAME_F_ACK_REQ ||
+	    ++p->since_ack >= p->o->ack_every) {
+		int a = ack(p);
+
+		if (a)
+			return a;
+	}
+	return r;
+}
+
+static int on_frame(struct peer *p, const struct pt_frame *f)
+{
+	struct pt_error e = { 0 };
+	struct pt_msg m;
+	int r = pt_msg_decode(f, p->have_session ? &p->lay : NULL, &m, &e);
+
+	if (r)
+		return send_error(p, e.code, -r, "malformed frame: %s: %s",
+				  pt_error_name(e.code), e.text);
+	switch (m.type) {
+	case T(HELLO):
+		r = on_hello(p, f, &m);
+		break;
+	case T(RESUME):
+		r = on_resume(p, &m);
+		break;
+	case T(ERROR):
+		r = fail(p, m.u.error->code, ECONNABORTED, "source: %s: %s",
+			 pt_error_name(m.u.error->code), m.u.error->text);
+		break;
+	case T(ACK):
+		break;
+	default:
+		r = on_stream(p, &m);
+	}
+	pt_msg_release(&m);
+	return r;
+}
+
+static int is_conn_error(int r)
+{
+	return r == -EPIPE || r == -ECONNRESET || r == -EAGAIN ||
+	       r == -ETIMEDOUT;
+}
+
+/* Serves one connection: PEER_DONE, a connection error or a failure. */
+static int serve_conn(struct peer *p)
+{
+	struct pt_error e = { 0 };
+	struct pt_frame f;
+	int r;
+
+	for (;;) {
+		r = pt_reader_next(&p->rd, &f, &e);
+		if (r == 0)
+			return -ECONNRESET;
+		if (r < 0 && (is_conn_error(r) || r == -EWOULDBLOCK))
+			return r;
+		if (r < 0)
+			return send_error(p, e.code, -r,
+					  "malformed frame: %s: %s",
+					  pt_error_name(e.code), e.text);
+		r = on_frame(p, &f);
+		if (r)
+			return r;
+	}
+}
+
+static int accept_conn(struct peer *p)
+{
+	struct pollfd pf = { .fd = p->lfd, .events = POLLIN };
+	int r = poll(&pf, 1, (int)p->o->idle_ms);
+
+	if (r == 0)
+		return fail(p, E(SESSION), ETIMEDOUT,
+			    "no source connected for %" PRIu64 " ms",
+			    p->o->idle_ms);
+	if (r < 0)
+		return -errno;
+	p->fd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (p->fd < 0)
+		return -errno;
+	r = pt_sock_timeouts(p->fd, p->o->io_timeout_ms);
+	if (!r)
+		r = pt_reader_init(&p->rd, p->fd, PT_FRAME_MAX_DEFAULT);
+	if (r) {
+		close(p->fd);
+		p->fd = -1;
+	}
+	return r;
+}
+
+static int serve(struct peer *p)
+{
+	int r;
+
+	for (;;) {
+		r = accept_conn(p);
+		if (r)
+			return r;
+		r = serve_conn(p);
+		pt_reader_release(&p->rd);
+		close(p->fd);
+		p->fd = -1;
+		if (r == PEER_DONE)
+			return 0;
+		/* A broken connection: the source will reconnect. */
+		if (!is_conn_error(r) && r != -EWOULDBLOCK)
+			return r;
+		if (!p->o->quiet)
+			fprintf(stderr,
+				"peer: connection lost (%s) after seq %" PRIu64
+				", waiting for the source to resume\n",
+				strerror(-r), p->last_seq);
+	}
+}
+
+int pt_peer_run(const struct pt_peer_opts *opts, struct pt_peer_result *res)
+{
+	struct pt_peer_opts o = *opts;
+	struct peer p = { .o = &o, .res = res, .fd = -1, .memfd = -1 };
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	signal(SIGPIPE, SIG_IGN);
+	if (!o.ack_every)
+		o.ack_every = PT_ACK_EVERY_DEFAULT;
+	if (!o.io_timeout_ms)
+		o.io_timeout_ms = PT_IO_TIMEOUT_MS_DEFAULT;
+	if (!o.idle_ms)
+		o.idle_ms = 60000;
+	p.lfd = o.lfd >= 0 ? o.lfd : pt_tcp_listen(o.listen);
+	if (p.lfd < 0)
+		return fail(&p, E(INTERNAL), -p.lfd, "cannot listen on %s: %s",
+			    o.listen, strerror(-p.lfd));
+	r = pt_txframe_init(&p.tx);
+	if (!r)
+		r = load_state(&p);
+	if (!r)
+		r = serve(&p);
+	if (r && !res->err[0])
+		fail(&p, E(INTERNAL), -r, "%s", strerror(-r));
+	pt_txframe_release(&p.tx);
+	unmap_dest(&p);
+	free(p.hello);
+	if (o.lfd < 0)
+		close(p.lfd);
+	return r;
+}

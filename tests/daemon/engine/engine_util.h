@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/* Test helpers for the engine: ports, peer processes, temp dirs, compare. */
+#ifndef PT_TEST_ENGINE_UTIL_H
+#define PT_TEST_ENGINE_UTIL_H
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pt_test.h"
+
+/* A loopback port that was free a moment ago. */
+static inline int eu_free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
+	    !getsockname(fd, (struct sockaddr *)&a, &len))
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+static inline void eu_tmpdir(char *dir, size_t len)
+{
+	snprintf(dir, len, "/tmp/ptrack-test-XXXXXX");
+	if (!mkdtemp(dir))
+		dir[0] = 0;
+}
+
+static inline void eu_rmdir(const char *dir)
+{
+	char cmd[PATH_MAX + 16];
+
+	if (!dir[0] || strncmp(dir, "/tmp/ptrack-test-", 17))
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd))
+		fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+/*
+ * Starts `ptrackd peer` listening on 127.0.0.1:@port, storing into
+ * @dir/dest.mem with its state in @dir/state. With @tmpfs_size, the
+ * destination directory is a tmpfs of that size ("16m") mounted in a
+ * private mount namespace of the peer only.
+ */
+static inline pid_t eu_start_peer(const char *dir, int port,
+				  const char *tmpfs_size)
+{
+	char listen[64], mem[PATH_MAX], state[PATH_MAX], bin[PATH_MAX];
+	char opts[64];
+	pid_t pid;
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	snprintf(mem, sizeof(mem), "%s/dest/dest.mem", dir);
+	snprintf(state, sizeof(state), "%s/state", dir);
+	snprintf(bin, sizeof(bin), "%s/ptrackd", pt_test_bindir());
+	mkdir(state, 0700);
+	snprintf(opts, sizeof(opts), "%s/dest", dir);
+	mkdir(opts, 0700);
+	pid = fork();
+	if (pid)
+		return pid;
+	if (tmpfs_size) {
+		snprintf(opts, sizeof(opts), "size=%s", tmpfs_size);
+		snprintf(mem, sizeof(mem), "%s/dest", dir);
+		if (unshare(CLONE_NEWNS) ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+		    mount("tmpfs", mem, "tmpfs", 0, opts)) {
+			perror("tmpfs for the peer");
+			_exit(99);
+		}
+		snprintf(mem, sizeof(mem), "%s/dest/dest.mem", dir);
+	}
+	execl(bin, bin, "peer", "--listen", listen, "--mem-file", mem,
+	      "--state-dir", state, "--idle-ms", "20000", "--quiet",
+	      (char *)NULL);
+	perror(bin);
+	_exit(98);
+}
+
+/* Exit status of @pid (killed: 128 + signal), waiting at most @ms. */
+static inline int eu_wait(pid_t pid, int ms)
+{
+	int st, i;
+
+	for (i = 0; i < ms / 10; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st)
+					     : 128 + WTERMSIG(st);
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return -1;
+}
+
+/* 0 when @path holds exactly @len bytes equal to @mem; else the first
+ * differing page + 1, or -1 when the file is unreadable or sized wrong. */
+static inline long eu_compare(const char *path, const uint8_t *mem,
+			      uint64_t len)
+{
+	int fd = open(path, O_RDONLY);
+	struct stat st;
+	uint8_t *p;
+	uint64_t pg;
+	long r = 0;
+
+	if (fd < 0 || fstat(fd, &st) || (uint64_t)st.st_size != len) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		return -1;
+	for (pg = 0; pg < len / 4096 && !r; pg++)
+		if (memcmp(p + pg * 4096, mem + pg * 4096, 4096))
+			r = (long)pg + 1;
+	munmap(p, len);
+	return r;
+}
+
+#endif

@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The engine end to end over loopback TCP: pt_migrate() of the in-process
+ * memfd source (writers dirtying pages throughout) to a real `ptrackd peer`
+ * process; the destination file is compared byte for byte with the paused
+ * source. Failure paths: peer killed and restarted, rogue peer, rogue
+ * source, destination out of space, no convergence.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec/frame.h"
+#include "codec/msg.h"
+#include "engine/migrate.h"
+#include "engine_util.h"
+#include "memfd_source.h"
+#include "pt_test.h"
+
+#define E(name) PTRACK__V1__ERROR_CODE__ERROR_##name
+#define MIB (1ull << 20)
+
+struct run {
+	struct msrc_opts mo;
+	struct pt_source_opts so;
+	const char *tmpfs; /* peer's destination on a tmpfs of this size */
+	int kill_at_ms; /* kill and restart the peer after this, 0: never */
+
+	char dir[PATH_MAX], to[64];
+	struct msrc *m;
+	pid_t peer;
+	int rc, peer_rc;
+	long cmp;
+	struct pt_source_result res;
+	pthread_t th;
+};
+
+static void *source_thread(void *arg)
+{
+	struct run *r = arg;
+
+	r->rc = pt_migrate(msrc_source(r->m), &r->so, &r->res);
+	return NULL;
+}
+
+static void restart_peer(struct run *r, int port)
+{
+	kill(r->peer, SIGKILL);
+	CU_ASSERT_EQUAL(eu_wait(r->peer, 5000), 128 + SIGKILL);
+	r->peer = eu_start_peer(r->dir, port, r->tmpfs);
+}
+
+/* Runs one migration; fills rc, peer_rc and cmp (0: identical). */
+static void migrate(struct run *r)
+{
+	char path[PATH_MAX + 32];
+	const uint8_t *mem;
+	uint64_t size;
+	int port = eu_free_port();
+
+	eu_tmpdir(r->dir, sizeof(r->dir));
+	CU_ASSERT_FATAL(r->dir[0] && port > 0);
+	snprintf(r->to, sizeof(r->to), "127.0.0.1:%d", port);
+	r->so.to = r->to;
+	if (!r->so.reconnect_ms)
+		r->so.reconnect_ms = 5000;
+	CU_ASSERT_FATAL(msrc_create(&r->m, &r->mo) == 0);
+	r->peer = eu_start_peer(r->dir, port, r->tmpfs);
+	CU_ASSERT_FATAL(pthread_create(&r->th, NULL, source_thread, r) == 0);
+	if (r->kill_at_ms) {
+		usleep((useconds_t)r->kill_at_ms * 1000);
+		restart_peer(r, port);
+	}
+	pthread_join(r->th, NULL);
+	r->peer_rc = eu_wait(r->peer, 20000);
+	mem = msrc_mem(r->m, &size);
+	snprintf(path, sizeof(path), "%s/dest/dest.mem", r->dir);
+	/* The guest stays paused after success: compare now. */
+	r->cmp = r->rc ? -2 : eu_compare(path, mem, size);
+}
+
+static void finish(struct run *r)
+{
+	msrc_destroy(r->m);
+	eu_rmdir(r->dir);
+}
+
+/* After a failed migration the guest must be running and writing. */
+static void assert_guest_runs(struct run *r)
+{
+	uint64_t w = msrc_writes(r->m);
+
+	CU_ASSERT(!msrc_paused(r->m));
+	usleep(50000);
+	CU_ASSERT(msrc_writes(r->m) > w);
+}
+
+static void check_identical(int ring, unsigned int nregions)
+{
+	struct run r = {
+		.mo = { .size = 64 * MIB,
+			.nregions = nregions,
+			.writers = 2,
+			.rate = 20000,
+			.ring = ring },
+	};
+
+	migrate(&r);
+	CU_ASSERT_EQUAL(r.rc, 0);
+	if (r.rc)
+		fprintf(stderr, "migration failed: %s\n", r.res.err);
+	CU_ASSERT_EQUAL(r.peer_rc, 0);
+	CU_ASSERT_EQUAL(r.cmp, 0);
+	CU_ASSERT(r.res.rounds >= 2);
+	CU_ASSERT(r.res.zero_pages > 0);
+	CU_ASSERT(msrc_paused(r.m));
+	finish(&r);
+}
+
+static void test_bitmap_identical(void)
+{
+	check_identical(0, 2);
+}
+
+static void test_ring_identical(void)
+{
+	check_identical(1, 2);
+}
+
+/* The peer is SIGKILLed at a random point and restarted from its state
+ * file; each run must end identical, or fail and say so. */
+static void test_peer_restart(void)
+{
+	int runs = pt_test_long() ? 20 : 3, i, ok = 0;
+	unsigned int seed = (unsigned int)time(NULL);
+
+	for (i = 0; i < runs; i++) {
+		struct run r = {
+			.mo = { .size = 32 * MIB,
+				.writers = 2,
+				.rate = 10000,
+				.ring = i % 2 },
+			/* Slow enough that the kill lands mid-stream. */
+			.so = { .bandwidth = 60 * MIB, .window = 16 },
+			.kill_at_ms = 30 + rand_r(&seed) % 600,
+		};
+
+		migrate(&r);
+		if (r.rc == 0) {
+			CU_ASSERT_EQUAL(r.cmp, 0);
+			CU_ASSERT_EQUAL(r.peer_rc, 0);
+			ok++;
+		} else {
+			CU_ASSERT(r.res.err[0] != 0);
+			assert_guest_runs(&r);
+			fprintf(stderr, "restart run %d failed: %s\n", i,
+				r.res.err);
+		}
+		fprintf(stderr,
+			"restart run %d: kill at %d ms, rc %d, %llu reconnects, %llu resent\n",
+			i, r.kill_at_ms, r.rc,
+			(unsigned long long)r.res.reconnects,
+			(unsigned long long)r.res.retransmitted);
+		finish(&r);
+	}
+	/* Resuming is the point: most runs must complete. */
+	CU_ASSERT(ok * 3 >= runs * 2);
+}
+
+static void test_no_space(void)
+{
+	struct run r = {
+		.mo = { .size = 32 * MIB, .writers = 1, .rate = 10000 },
+		.tmpfs = "8m",
+	};
+
+	migrate(&r);
+	CU_ASSERT(r.rc < 0);
+	CU_ASSERT_EQUAL(r.res.code, E(NO_SPACE));
+	CU_ASSERT_EQUAL(r.peer_rc, 1);
+	assert_guest_runs(&r);
+	finish(&r);
+}
+
+static void test_no_convergence(void)
+{
+	struct run r = {
+		.mo = { .size = 32 * MIB, .writers = 2, .rate = 40000 },
+		/* 4 MB/s cannot keep up with 80k pages/s. */
+		.so = { .bandwidth = 4000000,
+			.max_rounds = 2,
+			.time_limit_ms = 20000,
+			.downtime_ms = 50 },
+	};
+
+	r.mo.size = 8 * MIB;
+	migrate(&r);
+	CU_ASSERT(r.rc < 0);
+	CU_ASSERT(strstr(r.res.err, "no convergence") != NULL);
+	/* The peer was told and gave up rather than waiting. */
+	CU_ASSERT_EQUAL(r.peer_rc, 1);
+	assert_guest_runs(&r);
+	finish(&r);
+}
+
+PT_SUITE(engine, PT_TEST(test_bitmap_identical), PT_TEST(test_ring_identical),
+	 PT_TEST(test_peer_restart), PT_TEST(test_no_space),
+	 PT_TEST(test_no_convergence));
