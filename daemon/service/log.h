@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Daemon logging: to the journal with structured fields (VM, MIGRATION_ID,
+ * MESSAGE_ID) when journald's socket exists, else one line on stderr with
+ * the same fields as key=value, so tests and foreground runs see them too.
+ */
+#ifndef PT_SERVICE_LOG_H
+#define PT_SERVICE_LOG_H
+
+#include <stdint.h>
+#include <syslog.h>
+
+/* MESSAGE_IDs (sd-id128) of the events operators filter on. */
+#define PT_MSGID_START "6a1d1c3f0f9a4e0c9d8e2b7a5c4f3e21"
+#define PT_MSGID_REFUSED "b3f7e2a14c6d4f8e9a0b1c2d3e4f5a60"
+#define PT_MSGID_MIG_START "2c4e6a8b0d1f43a5b7c9e1f3a5b7c9d1"
+#define PT_MSGID_MIG_END "3d5f7b9c1e2a44b6c8d0f2a4b6c8d0e2"
+#define PT_MSGID_VM "4e6a8c0d2f3b45c7d9e1a3b5c7d9e1f3"
+#define PT_MSGID_LIBVIRT "5f7b9d1e3a4c46d8e0f2b4c6d8e0f2a4"
+
+enum pt_log_target { PT_LOG_AUTO, PT_LOG_STDERR, PT_LOG_JOURNAL };
+
+void pt_log_setup(enum pt_log_target t, int max_prio);
+int pt_log_max_prio(void);
+
+/* @vm and @msgid may be NULL, @migration_id 0 when none. */
+void pt_logx(int prio, const char *vm, uint64_t migration_id, const char *msgid,
+	     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+#define pt_log(prio, ...) pt_logx(prio, NULL, 0, NULL, __VA_ARGS__)
+
+/* Parses "err", "warning", "info", "debug" (syslog names). */
+int pt_log_prio_parse(const char *s);
+
+#endif
