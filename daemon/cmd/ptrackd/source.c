@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "codec/error.h"
 #include "engine/migrate.h"
+#include "source/vmm_push.h"
 
 struct src_cli {
 	struct pt_source_opts o;
@@ -146,6 +148,82 @@ static int migrate(struct src_cli *c, struct pt_dirty_source *s)
 	return 0;
 }
 
+struct counter {
+	struct pt_dirty_sink sink;
+	uint64_t pages;
+};
+
+static int count_bitmap(struct pt_dirty_sink *k, uint32_t region,
+			uint64_t first, uint64_t npages, const uint64_t *w)
+{
+	uint64_t i;
+
+	(void)region;
+	(void)first;
+	for (i = 0; i < (npages + 63) / 64; i++)
+		((struct counter *)k)->pages +=
+			(uint64_t)__builtin_popcountll(w[i]);
+	return 0;
+}
+
+static int count_ring(struct pt_dirty_sink *k, int vcpu, const uint64_t *g,
+		      size_t n)
+{
+	(void)vcpu;
+	(void)g;
+	((struct counter *)k)->pages += n;
+	return 0;
+}
+
+static int count_all(struct pt_dirty_sink *k, uint32_t region)
+{
+	(void)region;
+	((struct counter *)k)->pages += 1;
+	return 0;
+}
+
+static const struct pt_dirty_sink_ops counter_ops = { .bitmap = count_bitmap,
+						      .ring = count_ring,
+						      .all = count_all };
+
+/* After a failure, show that the guest still runs: it keeps dirtying. */
+static void check_running(struct pt_dirty_source *s)
+{
+	struct counter c = { .sink.ops = &counter_ops };
+	int r = s->ops->harvest(s, &c.sink);
+
+	usleep(200000);
+	c.pages = 0;
+	if (!r)
+		r = s->ops->harvest(s, &c.sink);
+	if (r)
+		fprintf(stderr, "ptrackd source: cannot reach the VMM: %s\n",
+			strerror(-r));
+	else
+		printf("the guest keeps running: %" PRIu64
+		       " pages written in 200 ms\n",
+		       c.pages);
+}
+
+static int accept_vm(const char *path, struct pt_dirty_source **out)
+{
+	struct pollfd p = { .events = POLLIN };
+	int r;
+
+	p.fd = pt_vmm_listen(path);
+	if (p.fd < 0)
+		return p.fd;
+	printf("waiting for a VMM on %s\n", path);
+	r = poll(&p, 1, 60000);
+	if (r == 1)
+		r = pt_vmm_accept(p.fd, out);
+	else
+		r = r ? -errno : -ETIMEDOUT;
+	close(p.fd);
+	unlink(path);
+	return r;
+}
+
 int ptrackd_source(int argc, char **argv)
 {
 	struct src_cli c = { .o = { .progress = progress } };
@@ -154,19 +232,26 @@ int ptrackd_source(int argc, char **argv)
 
 	c.o.arg = &c;
 	if (parse(&c, argc, argv)) {
-		fprintf(stderr,
-			"usage: ptrackd source --vmm-socket PATH --to HOST:PORT [options]\n");
+		fprintf(stderr, "usage: ptrackd source --vmm-socket PATH --to "
+				"HOST:PORT [options]\n");
 		return 2;
 	}
-	r = -ENOSYS;
-	if (r || !s) {
-		fprintf(stderr,
-			"ptrackd source: cannot take a VM from %s: %s (libptrack's vmm_push is not built in yet)\n",
+	r = accept_vm(c.vmm_socket, &s);
+	if (r) {
+		fprintf(stderr, "ptrackd source: no VM registered on %s: %s\n",
 			c.vmm_socket, strerror(-r));
 		return 1;
 	}
+	printf("VM '%s' registered: %u vCPUs, %zu regions, %s dirty log\n",
+	       s->name, s->vcpus, s->nregions,
+	       s->kind == PTRACK__V1__DIRTY_SOURCE__DIRTY_SOURCE_RING
+		       ? "ring"
+		       : "bitmap");
 	r = migrate(&c, s);
-	s->ops->stop(s);
+	if (r)
+		check_running(s);
+	else
+		s->ops->stop(s);
 	s->ops->release(s);
 	return r;
 }
