@@ -113,8 +113,8 @@ static int set_hostport(char *out, size_t size, const char *v, char *err,
 
 	if (!colon || colon == v)
 		return fail(err, len, "'%s' is not HOST:PORT", v);
-	if (set_u64(&port, colon + 1, 1, 65535, err, len))
-		return fail(err, len, "'%s': port must be 1..65535", v);
+	if (set_u64(&port, colon + 1, 0, 65535, err, len))
+		return fail(err, len, "'%s': port must be 0..65535", v);
 	return set_str(out, size, v, err, len);
 }
 

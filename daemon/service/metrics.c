@@ -1,0 +1,428 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Prometheus text exposition (format 0.0.4) over libmicrohttpd, driven by
+ * the service loop: MHD runs without threads on its own epoll fd, which
+ * the loop watches, so rendering reads service state without locks (the
+ * meter's counters have their own).
+ */
+#include "service/service.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "service/log.h"
+
+struct pt_metrics {
+	struct MHD_Daemon *d;
+	sd_event_source *io, *timer;
+	char address[160];
+};
+
+struct buf {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+
+static void put(struct buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void put(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n >= 0 && (size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return;
+		}
+		char *np = realloc(b->p, b->cap * 2 + (size_t)n);
+
+		if (!np) {
+			b->oom = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = b->cap * 2 + (size_t)n;
+	}
+}
+
+static void help(struct buf *b, const char *name, const char *type,
+		 const char *text)
+{
+	put(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+/* Label values: names and UUIDs from VMMs are escaped as the format asks. */
+static const char *esc(const char *s, char *out, size_t len)
+{
+	size_t j = 0;
+
+	for (; *s && j + 3 < len; s++) {
+		if (*s == '\\' || *s == '"') {
+			out[j++] = '\\';
+			out[j++] = *s;
+		} else if (*s == '\n') {
+			out[j++] = '\\';
+			out[j++] = 'n';
+		} else {
+			out[j++] = *s;
+		}
+	}
+	out[j] = '\0';
+	return out;
+}
+
+static void labels(const struct pt_vm *v, char *out, size_t len)
+{
+	char n[300], d[600];
+
+	snprintf(out, len, "vm=\"%s\",uuid=\"%s\"",
+		 esc(v->domain[0] ? v->domain : v->src->name, n, sizeof(n)),
+		 esc(v->uuid, d, sizeof(d)));
+}
+
+static void vm_rates(struct buf *b, struct pt_service *s)
+{
+	char l[700];
+
+	help(b, "ptrack_vm_dirty_rate_bytes_per_second", "gauge",
+	     "Distinct guest bytes written per second over the last sample window, from harvested dirty sets.");
+	for (struct pt_vm *v = s->vms; v; v = v->next) {
+		labels(v, l, sizeof(l));
+		put(b, "ptrack_vm_dirty_rate_bytes_per_second{%s} %.17g\n", l,
+		    v->rate);
+	}
+	help(b, "ptrack_vcpu_dirty_rate_bytes_per_second", "gauge",
+	     "Distinct guest bytes written per second by one vCPU (dirty ring VMs).");
+	for (struct pt_vm *v = s->vms; v; v = v->next) {
+		if (!v->meter.per_vcpu)
+			continue;
+		labels(v, l, sizeof(l));
+		for (unsigned int i = 0; i < v->meter.vcpus; i++)
+			put(b,
+			    "ptrack_vcpu_dirty_rate_bytes_per_second{%s,vcpu=\"%u\"} %.17g\n",
+			    l, i, v->vcpu_rate[i]);
+	}
+}
+
+static void vm_counters(struct buf *b, struct pt_service *s)
+{
+	char l[700];
+
+	help(b, "ptrack_vm_dirty_pages_total", "counter",
+	     "Dirty pages reported by all harvests.");
+	for (struct pt_vm *v = s->vms; v; v = v->next) {
+		labels(v, l, sizeof(l));
+		pthread_mutex_lock(&v->meter.lock);
+		put(b, "ptrack_vm_dirty_pages_total{%s} %llu\n", l,
+		    (unsigned long long)v->meter.pages_total);
+		pthread_mutex_unlock(&v->meter.lock);
+	}
+	help(b, "ptrack_vm_memory_bytes", "gauge", "Guest memory tracked.");
+	for (struct pt_vm *v = s->vms; v; v = v->next) {
+		labels(v, l, sizeof(l));
+		put(b, "ptrack_vm_memory_bytes{%s} %llu\n", l,
+		    (unsigned long long)v->meter.npages * v->meter.page_size);
+	}
+	help(b, "ptrack_vm_tracked", "gauge", "1 while the VM is tracked.");
+	for (struct pt_vm *v = s->vms; v; v = v->next) {
+		labels(v, l, sizeof(l));
+		put(b, "ptrack_vm_tracked{%s} %d\n", l, v->tracked);
+	}
+}
+
+static void vm_hist(struct buf *b, struct pt_service *s)
+{
+	char l[700];
+
+	help(b, "ptrack_vm_harvest_duration_seconds", "histogram",
+	     "Time to harvest a VM's dirty log.");
+	for (struct pt_vm *v = s->vms; v; v = v->next) {
+		struct pt_meter *m = &v->meter;
+
+		labels(v, l, sizeof(l));
+		pthread_mutex_lock(&m->lock);
+		for (int i = 0; i < PT_HIST_BUCKETS; i++)
+			put(b,
+			    "ptrack_vm_harvest_duration_seconds_bucket{%s,le=\"%g\"} %llu\n",
+			    l, pt_hist_bounds[i],
+			    (unsigned long long)m->hist[i]);
+		put(b,
+		    "ptrack_vm_harvest_duration_seconds_bucket{%s,le=\"+Inf\"} %llu\n",
+		    l, (unsigned long long)m->harvests);
+		put(b, "ptrack_vm_harvest_duration_seconds_sum{%s} %.9f\n", l,
+		    m->hist_sum);
+		put(b, "ptrack_vm_harvest_duration_seconds_count{%s} %llu\n", l,
+		    (unsigned long long)m->harvests);
+		pthread_mutex_unlock(&m->lock);
+	}
+}
+
+static void mig_one(struct buf *b, const char *metric, struct pt_service *s,
+		    int which)
+{
+	char l[700];
+
+	for (struct pt_vm *v = s->vms; v; v = v->next) {
+		struct pt_migration *m = v->mig;
+		double val;
+
+		if (!m)
+			continue;
+		labels(v, l, sizeof(l));
+		pthread_mutex_lock(&m->lock);
+		switch (which) {
+		case 0:
+			val = (double)(m->done ? m->res.bytes
+					       : m->prog.transferred);
+			break;
+		case 1:
+			val = m->done && !m->ret ? 0
+						 : (double)m->prog.remaining;
+			break;
+		case 2:
+			val = (double)(m->done ? m->res.rounds : m->prog.round);
+			break;
+		default:
+			val = m->prog.expected_downtime_ms / 1000.0;
+		}
+		pthread_mutex_unlock(&m->lock);
+		put(b, "%s{%s,migration_id=\"%llu\"} %.17g\n", metric, l,
+		    (unsigned long long)m->id, val);
+	}
+}
+
+static void migrations(struct buf *b, struct pt_service *s)
+{
+	static const char *const states[] = { "active", "completed", "failed",
+					      "cancelled" };
+	static const char *const results[] = { "completed", "failed",
+					       "cancelled" };
+	char l[700];
+
+	help(b, "ptrack_migration_data_processed_bytes", "gauge",
+	     "Bytes sent on the wire by the VM's current or last migration.");
+	mig_one(b, "ptrack_migration_data_processed_bytes", s, 0);
+	help(b, "ptrack_migration_data_remaining_bytes", "gauge",
+	     "Dirty bytes still to send.");
+	mig_one(b, "ptrack_migration_data_remaining_bytes", s, 1);
+	help(b, "ptrack_migration_rounds", "gauge",
+	     "Pre-copy rounds of the current or last migration.");
+	mig_one(b, "ptrack_migration_rounds", s, 2);
+	help(b, "ptrack_migration_expected_downtime_seconds", "gauge",
+	     "Remaining dirty bytes over the measured bandwidth.");
+	mig_one(b, "ptrack_migration_expected_downtime_seconds", s, 3);
+	help(b, "ptrack_migration_state", "gauge",
+	     "1 for the state of the VM's current or last migration.");
+	for (struct pt_vm *v = s->vms; v; v = v->next) {
+		if (!v->mig)
+			continue;
+		labels(v, l, sizeof(l));
+		for (int i = 0; i < 4; i++)
+			put(b, "ptrack_migration_state{%s,state=\"%s\"} %d\n",
+			    l, states[i], !strcmp(v->mig->state, states[i]));
+	}
+	help(b, "ptrack_migrations_total", "counter",
+	     "Migrations ended, by result.");
+	for (int i = 0; i < 3; i++)
+		put(b, "ptrack_migrations_total{result=\"%s\"} %llu\n",
+		    results[i], (unsigned long long)s->migrations_total[i]);
+}
+
+char *pt_metrics_render(struct pt_service *s)
+{
+	struct buf b = { .cap = 4096 };
+	unsigned int n = 0;
+
+	b.p = malloc(b.cap);
+	if (!b.p)
+		return NULL;
+	b.p[0] = '\0';
+	for (struct pt_vm *v = s->vms; v; v = v->next)
+		n++;
+	help(&b, "ptrack_build_info", "gauge", "ptrackd's version.");
+	put(&b, "ptrack_build_info{version=\"%s\"} 1\n", PT_VERSION);
+	help(&b, "ptrack_vms", "gauge", "VMs registered with ptrackd.");
+	put(&b, "ptrack_vms %u\n", n);
+	vm_rates(&b, s);
+	vm_counters(&b, s);
+	vm_hist(&b, s);
+	migrations(&b, s);
+	help(&b, "ptrack_control_refused_total", "counter",
+	     "Control connections refused by SO_PEERCRED.");
+	put(&b, "ptrack_control_refused_total %llu\n",
+	    (unsigned long long)s->refused_total);
+	help(&b, "ptrack_libvirt_connected", "gauge",
+	     "1 while connected to libvirt.");
+	put(&b, "ptrack_libvirt_connected %d\n", pt_virt_connected(s));
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
+}
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *c,
+			      const char *url, const char *method,
+			      const char *version, const char *data,
+			      size_t *size, void **ptr)
+{
+	struct pt_service *s = cls;
+	struct MHD_Response *r;
+	unsigned int code = MHD_HTTP_OK;
+	enum MHD_Result ret;
+	char *text = NULL;
+
+	(void)version;
+	(void)data;
+	(void)size;
+	(void)ptr;
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		code = MHD_HTTP_METHOD_NOT_ALLOWED;
+	else if (strcmp(url, "/metrics"))
+		code = MHD_HTTP_NOT_FOUND;
+	else
+		text = pt_metrics_render(s);
+	if (code == MHD_HTTP_OK && !text)
+		code = MHD_HTTP_INTERNAL_SERVER_ERROR;
+	if (text)
+		r = MHD_create_response_from_buffer(strlen(text), text,
+						    MHD_RESPMEM_MUST_FREE);
+	else
+		r = MHD_create_response_from_buffer(0, (void *)"",
+						    MHD_RESPMEM_PERSISTENT);
+	if (!r) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type",
+				"text/plain; version=0.0.4; charset=utf-8");
+	ret = MHD_queue_response(c, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static int on_mhd(sd_event_source *es, int fd, uint32_t revents, void *arg)
+{
+	struct pt_metrics *m = arg;
+
+	(void)es;
+	(void)fd;
+	(void)revents;
+	MHD_run(m->d);
+	return 0;
+}
+
+/* Connection timeouts need MHD_run even without traffic. */
+static int on_mhd_timer(sd_event_source *es, uint64_t usec, void *arg)
+{
+	struct pt_metrics *m = arg;
+
+	(void)usec;
+	MHD_run(m->d);
+	sd_event_source_set_time_relative(es, 1000000);
+	return sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
+}
+
+static int resolve(const char *hostport, struct sockaddr_storage *ss)
+{
+	char host[160];
+	const char *colon = strrchr(hostport, ':');
+	struct addrinfo hints = { .ai_flags = AI_NUMERICSERV | AI_PASSIVE,
+				  .ai_socktype = SOCK_STREAM };
+	struct addrinfo *ai;
+	size_t n;
+
+	if (!colon)
+		return -EINVAL;
+	n = (size_t)(colon - hostport);
+	if (hostport[0] == '[' && n >= 2 && colon[-1] == ']')
+		snprintf(host, sizeof(host), "%.*s", (int)n - 2, hostport + 1);
+	else
+		snprintf(host, sizeof(host), "%.*s", (int)n, hostport);
+	if (getaddrinfo(host, colon + 1, &hints, &ai))
+		return -EADDRNOTAVAIL;
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	return 0;
+}
+
+static int mhd_open(struct pt_service *s, struct pt_metrics *m)
+{
+	struct sockaddr_storage ss;
+	const union MHD_DaemonInfo *info;
+	unsigned int flags = MHD_USE_EPOLL;
+	int ret = resolve(s->cfg.metrics_listen, &ss);
+
+	if (ret)
+		return ret;
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	m->d = MHD_start_daemon(
+		flags, 0, NULL, NULL, answer, s, MHD_OPTION_SOCK_ADDR, &ss,
+		MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT,
+		64u, MHD_OPTION_END);
+	if (!m->d)
+		return -EADDRINUSE;
+	info = MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_BIND_PORT);
+	snprintf(m->address, sizeof(m->address), "%.*s:%u",
+		 (int)(strrchr(s->cfg.metrics_listen, ':') -
+		       s->cfg.metrics_listen),
+		 s->cfg.metrics_listen, info ? info->port : 0);
+	info = MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_EPOLL_FD);
+	if (!info)
+		return -EIO;
+	ret = sd_event_add_io(s->ev, &m->io, info->epoll_fd, EPOLLIN, on_mhd,
+			      m);
+	if (ret < 0)
+		return ret;
+	return sd_event_add_time_relative(s->ev, &m->timer, CLOCK_MONOTONIC,
+					  1000000, 100000, on_mhd_timer, m);
+}
+
+int pt_metrics_start(struct pt_service *s)
+{
+	struct pt_metrics *m = calloc(1, sizeof(*m));
+	int ret;
+
+	if (!m)
+		return -ENOMEM;
+	s->metrics = m;
+	ret = mhd_open(s, m);
+	if (ret < 0) {
+		pt_log(LOG_ERR, "metrics on %s: %s", s->cfg.metrics_listen,
+		       strerror(-ret));
+		pt_metrics_stop(s);
+	}
+	return ret;
+}
+
+void pt_metrics_stop(struct pt_service *s)
+{
+	struct pt_metrics *m = s->metrics;
+
+	if (!m)
+		return;
+	sd_event_source_unref(m->io);
+	sd_event_source_unref(m->timer);
+	if (m->d)
+		MHD_stop_daemon(m->d);
+	free(m);
+	s->metrics = NULL;
+}
+
+const char *pt_metrics_address(struct pt_service *s)
+{
+	return s->metrics ? s->metrics->address : "";
+}

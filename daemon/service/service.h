@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ptrackd's service mode: one sd-event loop owns the control socket, the
+ * VMM registration socket, the metrics HTTP server, libvirt's events,
+ * timers, signals and the watchdog. Only blocking engine work (a migration,
+ * a peer session) runs in a worker thread, which talks back to the loop
+ * through an eventfd.
+ */
+#ifndef PT_SERVICE_SERVICE_H
+#define PT_SERVICE_SERVICE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "codec/frame.h"
+#include "core/dirty.h"
+#include "engine/migrate.h"
+#include "service/config.h"
+#include "service/ctlmsg.h"
+#include "service/meter.h"
+
+#define PT_VERSION "0.1"
+
+struct pt_service;
+struct pt_conn;
+
+struct pt_migration {
+	struct pt_service *svc;
+	struct pt_vm *vm;
+	struct pt_dirty_source proxy; /* forwards to vm->src, metered */
+	struct pt_source_opts opts;
+	struct pt_source_result res;
+	char to[256];
+	uint64_t id;
+	pthread_t th;
+	int efd;
+	sd_event_source *es;
+	atomic_int cancel;
+	pthread_mutex_t lock;
+	struct pt_mig_progress prog; /* latest, under lock */
+	uint64_t prog_seq, prog_sent;
+	int done, ret;
+	const char *state; /* active, completed, failed, cancelled */
+	struct pt_conn *conn; /* who asked; NULL when gone */
+	uint64_t req_id;
+};
+
+struct pt_rate_req {
+	struct pt_rate_req *next;
+	struct pt_vm *vm;
+	struct pt_window *w;
+	sd_event_source *timer;
+	struct pt_conn *conn;
+	uint64_t req_id;
+	uint64_t start_unix;
+	int vcpu;
+};
+
+struct pt_vm {
+	struct pt_vm *next;
+	struct pt_service *svc;
+	struct pt_dirty_source *src;
+	sd_event_source *hup;
+	struct pt_meter meter;
+	struct pt_window *sample; /* open while tracked or migrating */
+	pid_t pid;
+	char uuid[37];
+	char domain[256];
+	int started; /* src->ops->start done */
+	int tracked; /* by the operator or policy */
+	int gone; /* the VMM disconnected */
+	double rate; /* bytes/s over the last sample window */
+	double *vcpu_rate;
+	struct pt_migration *mig; /* running or last */
+};
+
+struct pt_peer_job {
+	struct pt_service *svc;
+	struct pt_peer_opts opts;
+	struct pt_peer_result res;
+	char listen[256], mem_path[256], state_dir[256];
+	pthread_t th;
+	int efd, lfd, ret;
+	sd_event_source *es;
+	struct pt_conn *conn;
+	uint64_t req_id;
+	struct pt_peer_job *next;
+};
+
+struct pt_conn {
+	struct pt_conn *next;
+	struct pt_service *svc;
+	int fd;
+	sd_event_source *es;
+	struct pt_reader rd;
+	uint64_t seq;
+	pid_t pid;
+	uid_t uid;
+};
+
+struct pt_virt;
+struct pt_metrics;
+
+struct pt_service {
+	struct pt_config cfg;
+	sd_event *ev;
+	int ctl_fd, vmm_fd;
+	int ctl_activated; /* the control socket came from systemd */
+	sd_event_source *ctl_es, *vmm_es, *sample_es, *term_es, *int_es;
+	sd_event_source *exit_timer;
+	gid_t ctl_gid;
+	int have_gid;
+	struct pt_vm *vms;
+	struct pt_conn *conns;
+	struct pt_rate_req *rates;
+	struct pt_peer_job *peers;
+	struct pt_metrics *metrics;
+	struct pt_virt *virt;
+	uint64_t start_ns;
+	uint64_t next_mig_id;
+	unsigned int running_migrations;
+	int stopping;
+	uint64_t refused_total;
+	uint64_t migrations_total[3]; /* completed, failed, cancelled */
+};
+
+int pt_service_init(struct pt_service *s, const struct pt_config *cfg);
+int pt_service_run(struct pt_service *s);
+void pt_service_release(struct pt_service *s);
+void pt_service_status(struct pt_service *s);
+
+/* control.c */
+int pt_control_accept(sd_event_source *es, int fd, uint32_t revents, void *arg);
+void pt_conn_close(struct pt_conn *c);
+int pt_conn_reply(struct pt_conn *c, PtCtlReply *r);
+int pt_conn_error(struct pt_conn *c, uint64_t id, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+int pt_peer_allowed(struct pt_service *s, int fd, pid_t *pid, uid_t *uid);
+
+/* vm.c */
+int pt_vmm_on_accept(sd_event_source *es, int fd, uint32_t revents, void *arg);
+struct pt_vm *pt_vm_find(struct pt_service *s, const char *name_or_uuid);
+int pt_vm_track(struct pt_vm *vm, int on);
+void pt_vm_free(struct pt_vm *vm);
+int pt_vm_harvest(struct pt_vm *vm);
+int pt_sample_tick(sd_event_source *es, uint64_t usec, void *arg);
+int pt_rate_start(struct pt_service *s, struct pt_conn *c, uint64_t id,
+		  const Ptrack__Control__V1__DirtyRateRequest *r);
+const char *pt_vm_kind(const struct pt_vm *vm);
+const char *pt_vm_state(const struct pt_vm *vm);
+void pt_conn_forget(struct pt_service *s, struct pt_conn *c);
+
+/* migration.c */
+int pt_migration_start(struct pt_service *s, struct pt_conn *c, uint64_t id,
+		       const Ptrack__Control__V1__MigrateRequest *r);
+void pt_migration_cancel_all(struct pt_service *s);
+void pt_migration_free(struct pt_migration *m);
+int pt_peer_start(struct pt_service *s, struct pt_conn *c, uint64_t id,
+		  const Ptrack__Control__V1__PeerListenRequest *r);
+void pt_peer_free(struct pt_peer_job *p);
+
+/* metrics.c */
+int pt_metrics_start(struct pt_service *s);
+void pt_metrics_stop(struct pt_service *s);
+/* Renders the Prometheus text; caller frees. */
+char *pt_metrics_render(struct pt_service *s);
+const char *pt_metrics_address(struct pt_service *s);
+
+/* virt.c */
+int pt_virt_start(struct pt_service *s);
+void pt_virt_stop(struct pt_service *s);
+int pt_virt_connected(struct pt_service *s);
+void pt_virt_map(struct pt_service *s);
+/* Serves libvirt's event interface from @ev; once per process. */
+int pt_virt_bridge(sd_event *ev);
+
+#endif
