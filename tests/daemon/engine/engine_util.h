@@ -65,8 +65,9 @@ static inline void eu_rmdir(const char *dir)
 static inline pid_t eu_start_peer(const char *dir, int port,
 				  const char *tmpfs_size)
 {
-	char listen[64], mem[PATH_MAX], state[PATH_MAX], bin[PATH_MAX];
-	char opts[64];
+	char listen[64], mem[PATH_MAX + 32], state[PATH_MAX + 32];
+	char bin[PATH_MAX + 32];
+	char opts[PATH_MAX + 32];
 	pid_t pid;
 
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);

@@ -208,6 +208,166 @@ static void test_no_convergence(void)
 	finish(&r);
 }
 
+/* ---- rogue ends -------------------------------------------------------- */
+
+struct rogue {
+	int lfd, port;
+	int mode; /* 0: garbage bytes, 1: Ack of a seq never sent */
+	int got_error; /* protocol error code received, -1: none */
+	pthread_t th;
+};
+
+static int rogue_send_ack(int fd, uint64_t seq)
+{
+	Ptrack__V1__Ack a = PTRACK__V1__ACK__INIT;
+	struct pt_txframe tx;
+	int r = pt_txframe_init(&tx);
+
+	a.seq = seq;
+	if (!r)
+		r = pt_frame_build(&tx, PTRACK__V1__MSG_TYPE__MSG_TYPE_ACK, 0,
+				   1, &a.base, NULL, 0, PT_FRAME_MAX_DEFAULT,
+				   NULL);
+	if (!r)
+		r = pt_frame_send(fd, &tx);
+	pt_txframe_release(&tx);
+	return r;
+}
+
+/* Reads frames until EOF; remembers the code of an Error frame. */
+static void rogue_read_error(struct rogue *g, int fd)
+{
+	struct pt_reader rd;
+	struct pt_frame f;
+	struct pt_msg m;
+
+	if (pt_reader_init(&rd, fd, PT_FRAME_MAX_DEFAULT))
+		return;
+	while (pt_reader_next(&rd, &f, NULL) == 1) {
+		if (f.hdr.type != PTRACK__V1__MSG_TYPE__MSG_TYPE_ERROR ||
+		    pt_msg_decode(&f, NULL, &m, NULL))
+			continue;
+		g->got_error = m.u.error->code;
+		pt_msg_release(&m);
+	}
+	pt_reader_release(&rd);
+}
+
+static void *rogue_peer(void *arg)
+{
+	static const char junk[64] = "this is not a ptrack frame at all";
+	struct rogue *g = arg;
+	struct pt_reader rd;
+	struct pt_frame f;
+	int fd = accept(g->lfd, NULL, NULL);
+
+	if (fd < 0)
+		return NULL;
+	pt_sock_timeouts(fd, 5000);
+	/* Take the Hello, then misbehave. */
+	if (!pt_reader_init(&rd, fd, PT_FRAME_MAX_DEFAULT)) {
+		pt_reader_next(&rd, &f, NULL);
+		pt_reader_release(&rd);
+	}
+	if (g->mode == 0 && write(fd, junk, sizeof(junk)) != sizeof(junk))
+		g->got_error = -2;
+	if (g->mode == 1)
+		rogue_send_ack(fd, 999);
+	rogue_read_error(g, fd);
+	close(fd);
+	return NULL;
+}
+
+static void check_rogue_peer(int mode, int code)
+{
+	struct rogue g = { .mode = mode, .got_error = -1 };
+	struct pt_source_result res;
+	struct pt_source_opts so = { .reconnect_ms = 1000 };
+	struct msrc_opts mo = { .size = 8 * MIB, .writers = 1, .rate = 10000 };
+	struct msrc *m;
+	char to[64];
+	int r;
+
+	g.port = eu_free_port();
+	snprintf(to, sizeof(to), "127.0.0.1:%d", g.port);
+	g.lfd = pt_tcp_listen(to);
+	CU_ASSERT_FATAL(g.lfd >= 0);
+	CU_ASSERT_FATAL(msrc_create(&m, &mo) == 0);
+	pthread_create(&g.th, NULL, rogue_peer, &g);
+	so.to = to;
+	r = pt_migrate(msrc_source(m), &so, &res);
+	pthread_join(g.th, NULL);
+	CU_ASSERT(r < 0);
+	CU_ASSERT_EQUAL(res.code, code);
+	CU_ASSERT_EQUAL(g.got_error, code);
+	CU_ASSERT(strstr(res.err, "malformed") != NULL);
+	CU_ASSERT(!msrc_paused(m));
+	r = (int)msrc_writes(m);
+	usleep(50000);
+	CU_ASSERT((int)msrc_writes(m) > r);
+	close(g.lfd);
+	msrc_destroy(m);
+}
+
+static void test_rogue_peer_garbage(void)
+{
+	check_rogue_peer(0, E(BAD_MAGIC));
+}
+
+static void test_rogue_peer_bad_ack(void)
+{
+	check_rogue_peer(1, E(SEQUENCE));
+}
+
+/* A source that sends a frame with a broken CRC, then one before Hello:
+ * the peer answers with an Error frame and gives up. */
+static void check_rogue_source(int corrupt, int code)
+{
+	Ptrack__V1__PageData pd = PTRACK__V1__PAGE_DATA__INIT;
+	struct rogue g = { .got_error = -1 };
+	struct pt_txframe tx;
+	char dir[PATH_MAX], to[64];
+	int port = eu_free_port(), fd = -1, i;
+	pid_t peer;
+
+	eu_tmpdir(dir, sizeof(dir));
+	peer = eu_start_peer(dir, port, NULL);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	for (i = 0; i < 100 && fd < 0; i++) {
+		fd = pt_tcp_connect(to, 1000);
+		if (fd < 0)
+			usleep(20000);
+	}
+	CU_ASSERT_FATAL(fd >= 0);
+	pd.region = 1;
+	pd.page_count = 1;
+	CU_ASSERT_FATAL(pt_txframe_init(&tx) == 0);
+	CU_ASSERT(pt_frame_build(&tx, PTRACK__V1__MSG_TYPE__MSG_TYPE_PAGE_DATA,
+				 0, 1, &pd.base, NULL, 0, PT_FRAME_MAX_DEFAULT,
+				 NULL) == 0);
+	if (corrupt)
+		tx.hdr[4] ^= 0xff; /* the CRC field */
+	CU_ASSERT_EQUAL(pt_frame_send(fd, &tx), 0);
+	rogue_read_error(&g, fd);
+	close(fd);
+	pt_txframe_release(&tx);
+	CU_ASSERT_EQUAL(g.got_error, code);
+	CU_ASSERT_EQUAL(eu_wait(peer, 5000), 1);
+	eu_rmdir(dir);
+}
+
+static void test_rogue_source_bad_crc(void)
+{
+	check_rogue_source(1, E(BAD_CRC));
+}
+
+static void test_rogue_source_no_hello(void)
+{
+	check_rogue_source(0, E(SESSION));
+}
+
 PT_SUITE(engine, PT_TEST(test_bitmap_identical), PT_TEST(test_ring_identical),
 	 PT_TEST(test_peer_restart), PT_TEST(test_no_space),
-	 PT_TEST(test_no_convergence));
+	 PT_TEST(test_no_convergence), PT_TEST(test_rogue_peer_garbage),
+	 PT_TEST(test_rogue_peer_bad_ack), PT_TEST(test_rogue_source_bad_crc),
+	 PT_TEST(test_rogue_source_no_hello));
