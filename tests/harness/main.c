@@ -10,10 +10,16 @@
 #include <CUnit/Basic.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* A test that runs longer than this (PTRACK_TEST_TIMEOUT seconds) fails the
+ * whole run loudly instead of hanging CI. */
+#define PT_TEST_TIMEOUT_DEFAULT 600
 
 static struct pt_suite *suites;
 static char bindir[PATH_MAX];
@@ -39,6 +45,42 @@ int pt_test_long(void)
 	const char *v = getenv("PTRACK_TEST_LONG");
 
 	return v && strcmp(v, "1") == 0;
+}
+
+static void *watchdog(void *arg)
+{
+	unsigned int limit = *(unsigned int *)arg, same = 0;
+	CU_pTest last = NULL, cur;
+
+	for (;;) {
+		sleep(1);
+		cur = CU_get_current_test();
+		same = cur && cur == last ? same + 1 : 0;
+		last = cur;
+		if (same < limit)
+			continue;
+		fprintf(stderr,
+			"\nTIMEOUT: test %s ran longer than %u s; aborting the run\n",
+			cur->pName, limit);
+		fflush(NULL);
+		/* our own process group: the test and what it started */
+		kill(0, SIGKILL);
+		_exit(1);
+	}
+	return NULL;
+}
+
+static void start_watchdog(void)
+{
+	static unsigned int limit = PT_TEST_TIMEOUT_DEFAULT;
+	const char *v = getenv("PTRACK_TEST_TIMEOUT");
+	pthread_t t;
+
+	if (v && atoi(v) > 0)
+		limit = (unsigned int)atoi(v);
+	setpgid(0, 0);
+	if (!pthread_create(&t, NULL, watchdog, &limit))
+		pthread_detach(t);
 }
 
 static int selected(const char *filter, const char *name)
@@ -104,6 +146,7 @@ int main(int argc, char **argv)
 			CU_cleanup_registry();
 			return 2;
 		}
+	start_watchdog();
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	fails = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
