@@ -235,8 +235,10 @@ static int open_dest(struct peer *p, int fresh)
 		   (uint64_t)st.st_size != p->mem_size) {
 		return -EINVAL;
 	}
-	p->mem = mmap(NULL, p->mem_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		      p->memfd, 0);
+	/* Populate now: faulting pages in one by one while storing them
+	 * costs more than the copy itself. */
+	p->mem = mmap(NULL, p->mem_size, PROT_READ | PROT_WRITE,
+		      MAP_SHARED | (fresh ? MAP_POPULATE : 0), p->memfd, 0);
 	if (p->mem == MAP_FAILED) {
 		p->mem = NULL;
 		return -errno;

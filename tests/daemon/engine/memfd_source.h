@@ -19,6 +19,7 @@ struct msrc_opts {
 	unsigned int writers; /* threads dirtying pages */
 	uint64_t rate; /* pages/s per writer, 0: unlimited */
 	int ring; /* report GFNs through sink->ring */
+	int fill_all; /* every page random data (no zero pages) */
 };
 
 struct msrc;

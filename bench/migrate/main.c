@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Migration stream benchmark. In one run:
+ *  1. page throughput of the migration stream (round 0 of an idle 256 MiB
+ *     guest whose pages all hold data) against raw loopback TCP moving the
+ *     same memory into destination memory the same way, and their ratio;
+ *  2. total time, downtime, rounds and bytes on the wire at several dirty
+ *     rates of the in-process test guest (2 writer threads).
+ * Usage: bench-migrate [SIZE_MIB]
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../tests/daemon/engine/memfd_source.h"
+#include "engine/migrate.h"
+
+#define MIB (1ull << 20)
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int listen_any(char *to, size_t len)
+{
+	struct sockaddr_in a;
+	socklen_t al = sizeof(a);
+	int fd = pt_tcp_listen("127.0.0.1:0");
+
+	if (fd < 0 || getsockname(fd, (struct sockaddr *)&a, &al))
+		return -1;
+	snprintf(to, len, "127.0.0.1:%d", ntohs(a.sin_port));
+	return fd;
+}
+
+struct raw {
+	int lfd;
+	uint8_t *dst;
+	uint64_t size, t_end;
+};
+
+/* Reads the whole memory straight into its destination. */
+static void *raw_receiver(void *arg)
+{
+	struct raw *r = arg;
+	int fd = accept(r->lfd, NULL, NULL);
+	uint64_t got = 0;
+	ssize_t n;
+
+	while (fd >= 0 && got < r->size) {
+		n = read(fd, r->dst + got, r->size - got);
+		if (n <= 0)
+			break;
+		got += (uint64_t)n;
+	}
+	r->t_end = now_ns();
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+/* Raw TCP: the same memory, 1 MiB writes, no framing. Returns ns. */
+static uint64_t raw_tcp(const uint8_t *mem, uint64_t size)
+{
+	struct raw r = { .size = size };
+	char to[64];
+	pthread_t th;
+	uint64_t off = 0, t0;
+	ssize_t n;
+	int fd;
+
+	r.dst = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	r.lfd = listen_any(to, sizeof(to));
+	if (r.dst == MAP_FAILED || r.lfd < 0)
+		return 0;
+	memset(r.dst, 1, size); /* fault in, as the peer's fallocate does */
+	pthread_create(&th, NULL, raw_receiver, &r);
+	fd = pt_tcp_connect(to, 1000);
+	t0 = now_ns();
+	while (fd >= 0 && off < size) {
+		n = write(fd, mem + off, size - off < MIB ? size - off : MIB);
+		if (n <= 0)
+			break;
+		off += (uint64_t)n;
+	}
+	pthread_join(th, NULL);
+	if (fd >= 0)
+		close(fd);
+	close(r.lfd);
+	if (memcmp(r.dst, mem, size))
+		fprintf(stderr, "raw TCP: destination differs!\n");
+	munmap(r.dst, size);
+	return r.t_end - t0;
+}
+
+struct peer_th {
+	struct pt_peer_opts o;
+	struct pt_peer_result res;
+	int rc;
+};
+
+static void *peer_main(void *arg)
+{
+	struct peer_th *p = arg;
+
+	p->rc = pt_peer_run(&p->o, &p->res);
+	return NULL;
+}
+
+/* One migration of @m to an in-process peer over loopback. */
+static int migrate(struct msrc *m, struct pt_source_result *res)
+{
+	struct peer_th p = { .o = { .mem_path = NULL, .quiet = 1 } };
+	struct pt_source_opts so = { 0 };
+	char to[64];
+	pthread_t th;
+	int rc;
+
+	p.o.lfd = listen_any(to, sizeof(to));
+	if (p.o.lfd < 0)
+		return -1;
+	so.to = to;
+	pthread_create(&th, NULL, peer_main, &p);
+	rc = pt_migrate(msrc_source(m), &so, res);
+	pthread_join(th, NULL);
+	close(p.o.lfd);
+	if (rc)
+		fprintf(stderr, "migration failed: %s\n", res->err);
+	return rc || p.rc ? -1 : 0;
+}
+
+static void throughput(uint64_t size)
+{
+	struct msrc_opts mo = { .size = size, .fill_all = 1 };
+	struct pt_source_result res;
+	uint64_t best_raw = UINT64_MAX, best_st = UINT64_MAX, ns, pages;
+	uint64_t wire = 0;
+	const uint8_t *mem;
+	struct msrc *m;
+	double raw_gbs, st_gbs;
+	int i;
+
+	if (msrc_create(&m, &mo)) {
+		fprintf(stderr, "cannot create the test guest\n");
+		exit(1);
+	}
+	mem = msrc_mem(m, &size);
+	pages = size / 4096;
+	for (i = 0; i < 3; i++) {
+		ns = raw_tcp(mem, size);
+		if (ns && ns < best_raw)
+			best_raw = ns;
+		if (migrate(m, &res))
+			exit(1);
+		msrc_source(m)->ops->resume(msrc_source(m));
+		if (res.round0_ns < best_st) {
+			best_st = res.round0_ns;
+			wire = res.round0_bytes;
+		}
+	}
+	raw_gbs = (double)size / (double)best_raw;
+	st_gbs = (double)size / (double)best_st;
+	printf("Page throughput, %llu MiB of data pages over loopback TCP (best of 3)\n",
+	       (unsigned long long)(size / MIB));
+	printf("  %-28s %12s %9s %10s\n", "", "pages/s", "GB/s", "ms");
+	printf("  %-28s %12.0f %9.2f %10.1f\n", "raw TCP (read into place)",
+	       (double)pages * 1e9 / (double)best_raw, raw_gbs,
+	       (double)best_raw / 1e6);
+	printf("  %-28s %12.0f %9.2f %10.1f\n", "migration stream, round 0",
+	       (double)pages * 1e9 / (double)best_st, st_gbs,
+	       (double)best_st / 1e6);
+	printf("  stream / raw: %.1f%% (goal >= 90%%); wire bytes %.1f MB for %.1f MB of pages\n\n",
+	       100.0 * st_gbs / raw_gbs, (double)wire / 1e6,
+	       (double)size / 1e6);
+	msrc_destroy(m);
+}
+
+static void dirty_rates(uint64_t size)
+{
+	static const uint64_t rates[] = { 0, 10000, 50000, 200000 };
+	struct pt_source_result res;
+	struct msrc *m;
+	size_t i;
+
+	printf("Pre-copy of a %llu MiB guest, 2 writers (random pages), downtime limit %d ms\n",
+	       (unsigned long long)(size / MIB), PT_DOWNTIME_MS_DEFAULT);
+	printf("  %14s %10s %12s %7s %12s %10s\n", "pages/s", "total ms",
+	       "downtime ms", "rounds", "wire MB", "writes");
+	for (i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
+		struct msrc_opts mo = { .size = size,
+					.writers = rates[i] ? 2 : 0,
+					.rate = rates[i] / 2 };
+
+		if (msrc_create(&m, &mo))
+			exit(1);
+		usleep(100000);
+		if (migrate(m, &res)) {
+			printf("  %14llu   failed: %s\n",
+			       (unsigned long long)rates[i], res.err);
+		} else {
+			printf("  %14llu %10llu %12llu %7llu %12.1f %10llu\n",
+			       (unsigned long long)rates[i],
+			       (unsigned long long)res.total_ms,
+			       (unsigned long long)res.downtime_ms,
+			       (unsigned long long)res.rounds,
+			       (double)res.bytes / 1e6,
+			       (unsigned long long)msrc_writes(m));
+		}
+		msrc_destroy(m);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t size = (argc > 1 ? strtoull(argv[1], NULL, 0) : 256) * MIB;
+
+	throughput(size);
+	dirty_rates(size);
+	return 0;
+}
