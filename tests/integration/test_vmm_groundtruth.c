@@ -81,7 +81,8 @@ static void groundtruth(const char *mode, const char *ring_entries)
 		"--rounds",   "30",
 		"--interval", "50",
 		"--json",     ring_entries ? "--ring-entries" : NULL,
-		ring_entries, NULL};
+		ring_entries, NULL
+	};
 	char last[4096];
 	int rc = run_vmm(args, last, sizeof(last));
 
@@ -110,10 +111,10 @@ static void test_groundtruth_ring(void)
  * KVM_EXIT_DIRTY_RING_FULL (8192: this host livelocks at <= 4096). */
 static void test_groundtruth_ring_full(void)
 {
-	const char *args[] = {"--mem",		"256M",	  "--vcpus",  "2",
-			      "--pattern",	"random", "--dirty",  "ring",
-			      "--ring-entries", "8192",	  "--rounds", "8",
-			      "--interval",	"200",	  "--json",   NULL};
+	const char *args[] = { "--mem",		 "256M",   "--vcpus",  "2",
+			       "--pattern",	 "random", "--dirty",  "ring",
+			       "--ring-entries", "8192",   "--rounds", "8",
+			       "--interval",	 "200",	   "--json",   NULL };
 	char last[4096];
 	int rc = run_vmm(args, last, sizeof(last));
 
@@ -123,13 +124,14 @@ static void test_groundtruth_ring_full(void)
 	CU_ASSERT(json_num(last, "ring_full_exits") > 0);
 }
 
-/* The checker itself must catch a page withheld from one harvest. */
+/* The checker itself must catch a harvest that went missing. */
 static void test_checker_catches_drop(void)
 {
 	const char *args[] = {
 		"--mem", "64M",	       "--vcpus", "2",	    "--rounds",
 		"5",	 "--interval", "50",	  "--json", "--inject-drop",
-		"3",	 NULL};
+		"3",	 NULL
+	};
 	char last[4096];
 	int rc = run_vmm(args, last, sizeof(last));
 
@@ -140,15 +142,15 @@ static void test_checker_catches_drop(void)
 
 static void test_patterns(void)
 {
-	static const char *const pats[] = {"seq", "hotcold"};
+	static const char *const pats[] = { "seq", "hotcold" };
 	unsigned int i;
 
 	for (i = 0; i < 2; i++) {
-		const char *args[] = {"--mem",	"64M",	      "--vcpus",
-				      "2",	"--pattern",  pats[i],
-				      "--rate", "50000",      "--rounds",
-				      "5",	"--interval", "50",
-				      "--json", NULL};
+		const char *args[] = { "--mem",	 "64M",	       "--vcpus",
+				       "2",	 "--pattern",  pats[i],
+				       "--rate", "50000",      "--rounds",
+				       "5",	 "--interval", "50",
+				       "--json", NULL };
 		char last[4096];
 
 		CU_ASSERT_EQUAL(run_vmm(args, last, sizeof(last)), 0);
@@ -161,10 +163,10 @@ static void test_patterns(void)
 
 static void test_cli_errors(void)
 {
-	const char *bad_pattern[] = {"--pattern", "zigzag", NULL};
-	const char *bad_ring[] = {"--dirty", "ring", "--ring-entries", "1000",
-				  NULL};
-	const char *help[] = {"--help", NULL};
+	const char *bad_pattern[] = { "--pattern", "zigzag", NULL };
+	const char *bad_ring[] = { "--dirty", "ring", "--ring-entries", "1000",
+				   NULL };
+	const char *help[] = { "--help", NULL };
 	char last[4096];
 
 	CU_ASSERT_EQUAL(run_vmm(bad_pattern, last, sizeof(last)), 2);

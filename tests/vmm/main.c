@@ -50,7 +50,7 @@ static void usage(FILE *f, const char *argv0)
 		"  -i, --interval MS       time between harvests (default 100)\n"
 		"      --no-check          skip the shadow-copy check (raw harvest speed)\n"
 		"      --json              one JSON object per line\n"
-		"      --inject-drop K     test hook: drop one dirty page from round K\n"
+		"      --inject-drop K     test hook: lose harvest K (N+1: the final one)\n"
 		"ptrackd mode:\n"
 		"  -P, --ptrackd SOCKET    register with ptrackd and serve its requests\n"
 		"      --name NAME         VM name (default ptrack-vmm)\n"
@@ -115,23 +115,23 @@ enum {
 };
 
 static const struct option longopts[] = {
-	{"mem", required_argument, NULL, 'm'},
-	{"vcpus", required_argument, NULL, 'c'},
-	{"pattern", required_argument, NULL, 'p'},
-	{"rate", required_argument, NULL, 'r'},
-	{"hot-pages", required_argument, NULL, OPT_HOT_PAGES},
-	{"hot-pct", required_argument, NULL, OPT_HOT_PCT},
-	{"dirty", required_argument, NULL, 'd'},
-	{"ring-entries", required_argument, NULL, OPT_RING_ENTRIES},
-	{"rounds", required_argument, NULL, 'n'},
-	{"interval", required_argument, NULL, 'i'},
-	{"no-check", no_argument, NULL, OPT_NO_CHECK},
-	{"json", no_argument, NULL, OPT_JSON},
-	{"inject-drop", required_argument, NULL, OPT_INJECT},
-	{"ptrackd", required_argument, NULL, 'P'},
-	{"name", required_argument, NULL, OPT_NAME},
-	{"help", no_argument, NULL, 'h'},
-	{NULL, 0, NULL, 0},
+	{ "mem", required_argument, NULL, 'm' },
+	{ "vcpus", required_argument, NULL, 'c' },
+	{ "pattern", required_argument, NULL, 'p' },
+	{ "rate", required_argument, NULL, 'r' },
+	{ "hot-pages", required_argument, NULL, OPT_HOT_PAGES },
+	{ "hot-pct", required_argument, NULL, OPT_HOT_PCT },
+	{ "dirty", required_argument, NULL, 'd' },
+	{ "ring-entries", required_argument, NULL, OPT_RING_ENTRIES },
+	{ "rounds", required_argument, NULL, 'n' },
+	{ "interval", required_argument, NULL, 'i' },
+	{ "no-check", no_argument, NULL, OPT_NO_CHECK },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "inject-drop", required_argument, NULL, OPT_INJECT },
+	{ "ptrackd", required_argument, NULL, 'P' },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
 };
 
 static int parse_enum(const char *s, const char *const *names, int n)
@@ -146,8 +146,8 @@ static int parse_enum(const char *s, const char *const *names, int n)
 
 static int parse_opt(struct cli *c, int opt, const char *arg)
 {
-	static const char *const patterns[] = {"seq", "random", "hotcold"};
-	static const char *const modes[] = {"bitmap", "ring"};
+	static const char *const patterns[] = { "seq", "random", "hotcold" };
+	static const char *const modes[] = { "bitmap", "ring" };
 	uint64_t v = 0;
 	int r = 0;
 
@@ -216,12 +216,12 @@ static int parse_cli(struct cli *c, int argc, char **argv)
 	int opt;
 
 	*c = (struct cli){
-		.o = {.mem = 256u << 20,
-		      .vcpus = 1,
-		      .pattern = VMM_RANDOM,
-		      .hot_pct = 90,
-		      .dirty = VMM_DIRTY_BITMAP,
-		      .ring_entries = 65536},
+		.o = { .mem = 256u << 20,
+		       .vcpus = 1,
+		       .pattern = VMM_RANDOM,
+		       .hot_pct = 90,
+		       .dirty = VMM_DIRTY_BITMAP,
+		       .ring_entries = 65536 },
 		.rounds = 20,
 		.interval_ms = 100,
 		.name = "ptrack-vmm",
@@ -260,23 +260,18 @@ static double now_s(void)
 
 static void sleep_ms(unsigned int ms)
 {
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
 	while (nanosleep(&ts, &ts) && errno == EINTR)
 		;
 }
 
-/* Test hook: forget one harvested page so the checker must notice. */
+/* Test hook: forget a whole harvest, so the checker must notice. (One
+ * page would not do: the guest may rewrite it before the next harvest.) */
 static void inject_drop(struct vmm_harvest *h, uint64_t words)
 {
-	uint64_t w;
-
-	for (w = 0; w < words; w++)
-		if (h->bitmap[w]) {
-			h->bitmap[w] &= h->bitmap[w] - 1;
-			h->ndirty--;
-			return;
-		}
+	memset(h->bitmap, 0, words * 8);
+	h->ndirty = 0;
 }
 
 struct round_stats {
@@ -319,7 +314,7 @@ static void print_summary(const struct cli *c, struct vmm *vm,
 			  const struct vmm_check *chk, const struct totals *t,
 			  unsigned int rounds)
 {
-	static const char *const pn[] = {"seq", "random", "hotcold"};
+	static const char *const pn[] = { "seq", "random", "hotcold" };
 	double fp_rate = chk->harvested ? (double)chk->fp / chk->harvested : 0;
 
 	printf("%s\"result\":\"%s\",\"mode\":\"%s\",\"pattern\":\"%s\","
@@ -374,7 +369,7 @@ static int run_rounds(const struct cli *c, struct vmm *vm,
 		      struct vmm_check *chk, struct vmm_harvest *h,
 		      struct totals *t)
 {
-	struct round_stats s = {0};
+	struct round_stats s = { 0 };
 	double t0 = now_s(), tp = t0;
 	uint64_t sp = 0, st;
 	int ret;
@@ -412,8 +407,8 @@ static int run_rounds(const struct cli *c, struct vmm *vm,
 static int standalone(const struct cli *c, struct vmm *vm)
 {
 	struct vmm_harvest h;
-	struct vmm_check chk = {0};
-	struct totals t = {0};
+	struct vmm_check chk = { 0 };
+	struct totals t = { 0 };
 	unsigned int i;
 	int ret;
 
