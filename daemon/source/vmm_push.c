@@ -96,41 +96,54 @@ static const struct pt_mem_region *find_region(struct vmm_src *vs, int32_t id)
 	return NULL;
 }
 
-static int feed_bitmap(struct vmm_src *vs, const struct ptl_rec *r,
-		       const uint64_t *words, struct pt_dirty_sink *sink)
+/* Checks a record against the registration: -EBADMSG if it lies. */
+static int check_rec(struct vmm_src *vs, const struct ptl_rec *r)
 {
-	const struct pt_mem_region *reg = find_region(vs, r->id);
-	uint64_t pages;
+	uint64_t room = (r->len - sizeof(*r)) / 8, pages;
+	const struct pt_mem_region *reg;
 
-	if (!reg)
-		return -EPROTO;
-	pages = reg->size / reg->page_size;
-	if (r->first > pages || r->count > pages - r->first ||
-	    (r->count + 63) / 64 > (r->len - sizeof(*r)) / 8)
-		return -EPROTO;
-	return sink->ops->bitmap(sink, r->id, r->first, r->count, words);
-}
-
-static int feed(struct vmm_src *vs, const struct ptl_rec *r,
-		const uint64_t *body, struct pt_dirty_sink *sink)
-{
 	switch (r->type) {
 	case PTL_REC_PAD:
 		return 0;
 	case PTL_REC_BITMAP:
-		return feed_bitmap(vs, r, body, sink);
+		reg = find_region(vs, r->id);
+		if (!reg)
+			return -EBADMSG;
+		pages = reg->size / reg->page_size;
+		if (r->first > pages || r->count > pages - r->first ||
+		    (r->count + 63) / 64 > room)
+			return -EBADMSG;
+		return 0;
 	case PTL_REC_RING:
-		if (r->count > (r->len - sizeof(*r)) / 8 || r->id < -1 ||
+		if (r->count > room || r->id < -1 ||
 		    r->id >= (int32_t)vs->src.vcpus)
-			return -EPROTO;
+			return -EBADMSG;
+		return 0;
+	case PTL_REC_ALL:
+		return find_region(vs, r->id) ? 0 : -EBADMSG;
+	default:
+		return -EBADMSG;
+	}
+}
+
+static int feed(const struct ptl_rec *r, const uint64_t *body,
+		struct pt_dirty_sink *sink)
+{
+	switch (r->type) {
+	case PTL_REC_BITMAP:
+		return sink->ops->bitmap(sink, r->id, r->first, r->count, body);
+	case PTL_REC_RING:
 		return sink->ops->ring(sink, r->id, body, r->count);
 	case PTL_REC_ALL:
-		if (!find_region(vs, r->id))
-			return -EPROTO;
 		return sink->ops->all(sink, r->id);
 	default:
-		return -EPROTO;
+		return 0;
 	}
+}
+
+static const uint64_t *body_of(const struct vmm_src *vs, uint64_t pos)
+{
+	return (const uint64_t *)(vs->data + pos + sizeof(struct ptl_rec));
 }
 
 /*
@@ -146,14 +159,14 @@ static int drain(struct vmm_src *vs, struct pt_dirty_sink *sink, int *sink_err)
 	int ret;
 
 	if (head - vs->tail > vs->data_size || head < vs->tail)
-		return -EPROTO;
+		return -EBADMSG;
 	while (vs->tail != head) {
 		uint64_t pos = vs->tail % vs->data_size;
 		uint64_t contig = vs->data_size - pos;
 
 		if (contig < sizeof(r)) {
 			if (head - vs->tail < contig)
-				return -EPROTO;
+				return -EBADMSG;
 			vs->tail += contig;
 			continue;
 		}
@@ -161,16 +174,12 @@ static int drain(struct vmm_src *vs, struct pt_dirty_sink *sink, int *sink_err)
 		memcpy(&r, vs->data + pos, sizeof(r));
 		if (r.len < sizeof(r) || r.len % 8 || r.len > contig ||
 		    r.len > head - vs->tail)
-			return -EPROTO;
-		if (sink && !*sink_err) {
-			ret = feed(
-				vs, &r,
-				(const uint64_t *)(vs->data + pos + sizeof(r)),
-				sink);
-			if (ret == -EPROTO)
-				return ret;
-			*sink_err = ret;
-		}
+			return -EBADMSG;
+		ret = check_rec(vs, &r);
+		if (ret)
+			return ret;
+		if (sink && !*sink_err)
+			*sink_err = feed(&r, body_of(vs, pos), sink);
 		if (r.type != PTL_REC_PAD)
 			vs->records++;
 		vs->tail += r.len;
@@ -192,7 +201,7 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Reads the VMM's reply to request @seq. 1: got it, 0: not that one. */
+/* Reads the VMM's reply to the pending request into *@status. */
 static int read_reply(struct vmm_src *vs, int *status)
 {
 	int fds[1], nfds, ret;
@@ -202,25 +211,30 @@ static int read_reply(struct vmm_src *vs, int *status)
 	if (ret)
 		return ret;
 	if (m->body_case != PTRACK__VMM__V1__VMM_MSG__BODY_REPLY ||
-	    m->reply->seq != vs->seq) {
+	    m->reply->seq != vs->seq || m->reply->status > 0) {
 		ptl_msg_free(m);
-		return -EPROTO;
+		return -EBADMSG;
 	}
-	*status = m->reply->status > 0 ? -EPROTO : m->reply->status;
+	*status = m->reply->status;
 	ptl_msg_free(m);
-	return 1;
+	return 0;
 }
 
-/* Waits for the reply, feeding shared-memory records to @sink meanwhile. */
-static int wait_reply(struct vmm_src *vs, struct pt_dirty_sink *sink)
+/*
+ * Waits for the reply, feeding shared-memory records to @sink meanwhile.
+ * Returns a transport error, or 0 with the VMM's answer in *@status and
+ * the sink's first error in *@sink_err.
+ */
+static int wait_reply(struct vmm_src *vs, struct pt_dirty_sink *sink,
+		      int *status, int *sink_err)
 {
 	int64_t deadline = now_ms() + vs->timeout_ms;
-	int status = 0, sink_err = 0, ret;
 	struct pollfd p[2] = {
 		{ .fd = vs->sock, .events = POLLIN },
 		{ .fd = vs->data_efd, .events = POLLIN },
 	};
 	uint64_t v;
+	int ret;
 
 	for (;;) {
 		int64_t left = deadline - now_ms();
@@ -234,40 +248,40 @@ static int wait_reply(struct vmm_src *vs, struct pt_dirty_sink *sink)
 			continue;
 		if (p[1].revents & POLLIN) {
 			(void)!read(vs->data_efd, &v, sizeof(v));
-			ret = drain(vs, sink, &sink_err);
+			ret = drain(vs, sink, sink_err);
 			if (ret)
 				return ret;
 		}
 		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-			ret = read_reply(vs, &status);
-			if (ret < 0)
-				return ret;
-			/* Records committed before the reply: take them. */
-			ret = drain(vs, sink, &sink_err);
+			ret = read_reply(vs, status);
 			if (ret)
 				return ret;
-			return status ? status : sink_err;
+			/* Records committed before the reply: take them. */
+			return drain(vs, sink, sink_err);
 		}
 	}
 }
 
 /*
- * One request/reply exchange. Transport failures make the source dead:
- * later requests fail at once instead of waiting on a broken VMM.
+ * One request/reply exchange. A transport failure (disconnect, timeout, a
+ * malformed message or record) makes the source dead: later requests fail
+ * at once instead of waiting on a broken VMM. The VMM's own error answers
+ * and sink errors leave it usable.
  */
 static int request(struct vmm_src *vs, int op, struct pt_dirty_sink *sink)
 {
-	int ret;
+	int status = 0, sink_err = 0, ret;
 
 	if (vs->dead)
 		return vs->dead;
 	ret = ptl_send_request(vs->sock, ++vs->seq, op);
 	if (!ret)
-		ret = wait_reply(vs, sink);
-	if (ret == -ECONNRESET || ret == -EPROTO || ret == -ETIMEDOUT ||
-	    ret == -EBADMSG || ret == -EPIPE)
+		ret = wait_reply(vs, sink, &status, &sink_err);
+	if (ret) {
 		vs->dead = ret;
-	return ret;
+		return ret;
+	}
+	return status ? status : sink_err;
 }
 
 static int vs_start(struct pt_dirty_source *s)
@@ -489,6 +503,8 @@ static int recv_register(struct vmm_src *vs)
 
 int pt_vmm_accept(int lfd, struct pt_dirty_source **out)
 {
+	static const struct timeval reg_timeout = { .tv_sec = 5 };
+	static const struct timeval no_timeout = { 0 };
 	struct vmm_src *vs;
 	int ret;
 
@@ -503,7 +519,12 @@ int pt_vmm_accept(int lfd, struct pt_dirty_source **out)
 		ret = -errno;
 		goto out_release;
 	}
+	/* A client that connects and says nothing must not block us. */
+	setsockopt(vs->sock, SOL_SOCKET, SO_RCVTIMEO, &reg_timeout,
+		   sizeof(reg_timeout));
 	ret = recv_register(vs);
+	if (ret == -EAGAIN)
+		ret = -ETIMEDOUT;
 	if (ret && ret != -ECONNRESET)
 		send_registered(vs->sock, ret);
 	if (ret)
@@ -511,6 +532,8 @@ int pt_vmm_accept(int lfd, struct pt_dirty_source **out)
 	ret = send_registered(vs->sock, 0);
 	if (ret)
 		goto out_release;
+	setsockopt(vs->sock, SOL_SOCKET, SO_RCVTIMEO, &no_timeout,
+		   sizeof(no_timeout));
 	*out = &vs->src;
 	return 0;
 out_release:

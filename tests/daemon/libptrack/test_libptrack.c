@@ -18,8 +18,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "libptrack/shm.h"
+#include "libptrack/wire.h"
 #include "ptrack/libptrack.h"
 #include "source/vmm_push.h"
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #define REGION_SIZE (4ull << 30) /* sparse memfd: 1M pages */
 #define REGION_PAGES (REGION_SIZE / 4096)
@@ -447,6 +452,166 @@ static void test_vmm_hangs(void)
 	child_harvest(0, 300, -ETIMEDOUT);
 }
 
+/* --- a rogue VMM, speaking the protocol by hand --------------------------- */
+
+enum rogue_kind {
+	ROGUE_BAD_REGION,
+	ROGUE_BAD_LEN,
+	ROGUE_BAD_HEAD,
+	ROGUE_SILENT
+};
+
+struct rogue {
+	const char *path;
+	enum rogue_kind kind;
+};
+
+static int rogue_register(int sock, int *fds, struct ptl_shm **shm)
+{
+	Ptrack__Vmm__V1__Region reg = PTRACK__VMM__V1__REGION__INIT;
+	Ptrack__Vmm__V1__Region *regs[1] = { &reg };
+	Ptrack__Vmm__V1__RegisterVm rv = PTRACK__VMM__V1__REGISTER_VM__INIT;
+	ptl_msg m = PTRACK__VMM__V1__VMM_MSG__INIT, *in;
+	uint8_t uuid[16] = { 0 };
+	int none[1], n;
+
+	fds[0] = memfd_create("rogue-shm", MFD_CLOEXEC);
+	fds[1] = eventfd(0, EFD_CLOEXEC);
+	fds[2] = eventfd(0, EFD_CLOEXEC);
+	fds[3] = memfd_create("rogue-ram", MFD_CLOEXEC);
+	if (ftruncate(fds[0], 64 << 10) || ftruncate(fds[3], 1 << 20))
+		return -1;
+	*shm = mmap(NULL, 64 << 10, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0],
+		    0);
+	(*shm)->magic = PTL_SHM_MAGIC;
+	(*shm)->version = PTL_SHM_VERSION;
+	(*shm)->size = 64 << 10;
+	(*shm)->data_off = PTL_SHM_HDR_SIZE;
+	(*shm)->data_size = (64 << 10) - PTL_SHM_HDR_SIZE;
+	reg.page_size = 4096;
+	reg.size = 1 << 20;
+	rv.version = 1;
+	rv.name = "rogue";
+	rv.uuid.data = uuid;
+	rv.uuid.len = 16;
+	rv.vcpus = 1;
+	rv.kind = PTRACK__VMM__V1__DIRTY_KIND__DIRTY_KIND_BITMAP;
+	rv.n_regions = 1;
+	rv.regions = regs;
+	rv.shm_size = 64 << 10;
+	m.body_case = PTRACK__VMM__V1__VMM_MSG__BODY_REGISTER_VM;
+	m.register_vm = &rv;
+	if (ptl_send(sock, &m, fds, 4) || ptl_recv(sock, &in, none, 0, &n))
+		return -1;
+	ptl_msg_free(in);
+	return 0;
+}
+
+/* Answers the first request with one broken record. */
+static void rogue_answer(int sock, const struct rogue *r, struct ptl_shm *shm,
+			 int data_efd)
+{
+	struct ptl_rec *rec = (void *)((uint8_t *)shm + PTL_SHM_HDR_SIZE);
+	uint64_t one = 1, seq;
+	int none[1], n;
+	ptl_msg *in;
+
+	if (ptl_recv(sock, &in, none, 0, &n))
+		return;
+	seq = in->request->seq;
+	ptl_msg_free(in);
+	memset(rec, 0, 64);
+	rec->type = PTL_REC_BITMAP;
+	rec->len = 40;
+	rec->count = 64;
+	if (r->kind == ROGUE_BAD_REGION)
+		rec->id = 99;
+	if (r->kind == ROGUE_BAD_LEN)
+		rec->len = 1 << 20;
+	shm->head = r->kind == ROGUE_BAD_HEAD ? 1ull << 40 : 40;
+	(void)!write(data_efd, &one, sizeof(one));
+	ptl_send_reply(sock, seq, 0, 1);
+}
+
+static void *rogue_main(void *arg)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const struct rogue *r = arg;
+	struct ptl_shm *shm = NULL;
+	int sock, fds[4], i;
+	char c;
+
+	strcpy(sa.sun_path, r->path);
+	sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (connect(sock, (struct sockaddr *)&sa, sizeof(sa)))
+		goto out;
+	if (r->kind == ROGUE_SILENT) {
+		(void)!read(sock, &c, 1); /* until the daemon gives up */
+		goto out;
+	}
+	if (rogue_register(sock, fds, &shm))
+		goto out;
+	rogue_answer(sock, r, shm, fds[1]);
+	(void)!read(sock, &c, 1); /* until the daemon closes */
+	munmap(shm, 64 << 10);
+	for (i = 0; i < 4; i++)
+		close(fds[i]);
+out:
+	close(sock);
+	return NULL;
+}
+
+/* Malformed shared-memory records fail the source cleanly, for good. */
+static void test_rogue_records(void)
+{
+	static const enum rogue_kind kinds[] = { ROGUE_BAD_REGION,
+						 ROGUE_BAD_LEN,
+						 ROGUE_BAD_HEAD };
+	struct fake_vmm f;
+	struct rec_sink rs;
+	unsigned int i;
+	int lfd;
+
+	CU_ASSERT_FATAL(setup(&f, &lfd) == 0);
+	sink_init(&rs);
+	for (i = 0; i < 3; i++) {
+		struct rogue r = { .path = f.path, .kind = kinds[i] };
+		struct pt_dirty_source *src = NULL;
+		pthread_t th;
+
+		pthread_create(&th, NULL, rogue_main, &r);
+		CU_ASSERT_FATAL(pt_vmm_accept(lfd, &src) == 0);
+		pt_vmm_set_timeout(src, 2000);
+		sink_reset(&rs);
+		CU_ASSERT_EQUAL(src->ops->harvest(src, &rs.sink), -EBADMSG);
+		CU_ASSERT_EQUAL(src->ops->pause(src), -EBADMSG);
+		CU_ASSERT_EQUAL(rs.bad, 0);
+		src->ops->release(src);
+		pthread_join(th, NULL);
+	}
+	sink_release(&rs);
+	teardown(&f, lfd);
+}
+
+/* A client that connects and never registers does not block accept. */
+static void test_silent_client(void)
+{
+	struct pt_dirty_source *src = NULL;
+	struct fake_vmm f;
+	struct rogue r;
+	pthread_t th;
+	int lfd;
+
+	CU_ASSERT_FATAL(setup(&f, &lfd) == 0);
+	r.path = f.path;
+	r.kind = ROGUE_SILENT;
+	pthread_create(&th, NULL, rogue_main, &r);
+	CU_ASSERT_EQUAL(pt_vmm_accept(lfd, &src), -ETIMEDOUT);
+	pthread_join(th, NULL);
+	teardown(&f, lfd);
+}
+
 PT_SUITE(libptrack, PT_TEST(test_push_exact), PT_TEST(test_memory_shared),
 	 PT_TEST(test_pause_resume), PT_TEST(test_refused_layout),
-	 PT_TEST(test_vmm_dies), PT_TEST(test_vmm_hangs));
+	 PT_TEST(test_vmm_dies), PT_TEST(test_vmm_hangs),
+	 PT_TEST(test_rogue_records), PT_TEST(test_silent_client));
