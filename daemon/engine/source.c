@@ -891,8 +891,10 @@ static void report(struct src *s, uint64_t dirty, uint64_t remaining)
 		.round = s->round,
 		.dirty_pages = dirty,
 		.remaining = remaining,
-		.mbps = bandwidth(s) / 1e6,
-		.expected_downtime_ms = (double)remaining * 1e3 / bandwidth(s),
+		/* Nothing measured before round 0 has been sent. */
+		.mbps = s->send_ns ? bandwidth(s) / 1e6 : 0,
+		.expected_downtime_ms =
+			s->send_ns ? (double)remaining * 1e3 / bandwidth(s) : 0,
 		.transferred = s->res->bytes,
 		.final = s->paused,
 	};

@@ -29,10 +29,13 @@ static void progress(const struct pt_mig_progress *p, void *arg)
 	if (c->quiet)
 		return;
 	printf("round %" PRIu64 "%s: dirty %" PRIu64
-	       " pages, remaining %.1f MiB, %.1f MB/s, expected downtime %.0f ms, transferred %.1f MB\n",
+	       " pages, remaining %.1f MiB",
 	       p->round, p->final ? " (final, vCPUs paused)" : "",
-	       p->dirty_pages, (double)p->remaining / (1 << 20), p->mbps,
-	       p->expected_downtime_ms, (double)p->transferred / 1e6);
+	       p->dirty_pages, (double)p->remaining / (1 << 20));
+	if (p->mbps > 0)
+		printf(", %.1f MB/s, expected downtime %.0f ms", p->mbps,
+		       p->expected_downtime_ms);
+	printf(", transferred %.1f MB\n", (double)p->transferred / 1e6);
 }
 
 static int parse(struct src_cli *c, int argc, char **argv)

@@ -20,6 +20,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
+#include "codec/frame.h"
+#include "codec/msg.h"
+#include "engine/migrate.h"
 #include "pt_test.h"
 
 /* A loopback port that was free a moment ago. */
@@ -139,6 +144,76 @@ static inline long eu_compare(const char *path, const uint8_t *mem,
 			r = (long)pg + 1;
 	munmap(p, len);
 	return r;
+}
+
+/* ---- a rogue peer: takes the Hello, then misbehaves --------------- */
+
+struct rogue {
+	int lfd, port;
+	int mode; /* 0: garbage bytes, 1: Ack of a seq never sent */
+	int got_error; /* protocol error code received, -1: none */
+	pthread_t th;
+};
+
+static inline int rogue_send_ack(int fd, uint64_t seq)
+{
+	Ptrack__V1__Ack a = PTRACK__V1__ACK__INIT;
+	struct pt_txframe tx;
+	int r = pt_txframe_init(&tx);
+
+	a.seq = seq;
+	if (!r)
+		r = pt_frame_build(&tx, PTRACK__V1__MSG_TYPE__MSG_TYPE_ACK, 0,
+				   1, &a.base, NULL, 0, PT_FRAME_MAX_DEFAULT,
+				   NULL);
+	if (!r)
+		r = pt_frame_send(fd, &tx);
+	pt_txframe_release(&tx);
+	return r;
+}
+
+/* Reads frames until EOF; remembers the code of an Error frame. */
+static inline void rogue_read_error(struct rogue *g, int fd)
+{
+	struct pt_reader rd;
+	struct pt_frame f;
+	struct pt_msg m;
+
+	if (pt_reader_init(&rd, fd, PT_FRAME_MAX_DEFAULT))
+		return;
+	while (pt_reader_next(&rd, &f, NULL) == 1) {
+		if (f.hdr.type != PTRACK__V1__MSG_TYPE__MSG_TYPE_ERROR ||
+		    pt_msg_decode(&f, NULL, &m, NULL))
+			continue;
+		g->got_error = m.u.error->code;
+		pt_msg_release(&m);
+	}
+	pt_reader_release(&rd);
+}
+
+static inline void *rogue_peer(void *arg)
+{
+	static const char junk[64] = "this is not a ptrack frame at all";
+	struct rogue *g = arg;
+	struct pt_reader rd;
+	struct pt_frame f;
+	int fd = accept(g->lfd, NULL, NULL);
+
+	if (fd < 0)
+		return NULL;
+	pt_sock_timeouts(fd, 5000);
+	/* Take the Hello, then misbehave. */
+	if (!pt_reader_init(&rd, fd, PT_FRAME_MAX_DEFAULT)) {
+		pt_reader_next(&rd, &f, NULL);
+		pt_reader_release(&rd);
+	}
+	if (g->mode == 0 && write(fd, junk, sizeof(junk)) != sizeof(junk))
+		g->got_error = -2;
+	if (g->mode == 1)
+		rogue_send_ack(fd, 999);
+	rogue_read_error(g, fd);
+	close(fd);
+	return NULL;
 }
 
 #endif
