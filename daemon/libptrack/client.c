@@ -25,6 +25,7 @@ struct ptl_client {
 	int data_efd; /* we signal records */
 	int space_efd; /* ptrackd signals consumed space */
 	struct ptl_shm *shm;
+	uint64_t shm_size;
 	uint8_t *data;
 	uint64_t data_size;
 	uint64_t head;
@@ -75,6 +76,7 @@ static int setup_shm(struct ptl_client *c, size_t size)
 		c->shm = NULL;
 		return -errno;
 	}
+	c->shm_size = size;
 	c->shm->magic = PTL_SHM_MAGIC;
 	c->shm->version = PTL_SHM_VERSION;
 	c->shm->size = size;
@@ -120,7 +122,7 @@ static int send_register(struct ptl_client *c, const struct ptl_vm *vm)
 	reg.kind = vm->kind == PTL_DIRTY_RING
 			   ? PTRACK__VMM__V1__DIRTY_KIND__DIRTY_KIND_RING
 			   : PTRACK__VMM__V1__DIRTY_KIND__DIRTY_KIND_BITMAP;
-	reg.shm_size = c->shm->size;
+	reg.shm_size = c->shm_size;
 	fds[0] = c->shm_fd;
 	fds[1] = c->data_efd;
 	fds[2] = c->space_efd;
@@ -206,7 +208,7 @@ void ptl_close(struct ptl_client *c)
 	if (!c)
 		return;
 	if (c->shm)
-		munmap(c->shm, c->shm->size);
+		munmap(c->shm, c->shm_size);
 	if (c->shm_fd >= 0)
 		close(c->shm_fd);
 	if (c->data_efd >= 0)

@@ -17,6 +17,10 @@
 __asm__(".pushsection .rodata\n"
 	".globl vmm_guest_start\n"
 	".globl vmm_guest_end\n"
+	".globl vmm_guest_size\n"
+	/* The assembler computes the size: C may not subtract the labels. */
+	".balign 8\n"
+	"vmm_guest_size: .quad vmm_guest_end - vmm_guest_start\n"
 	".intel_syntax noprefix\n"
 	"vmm_guest_start:\n"
 	"	mov r8, [rdi + 0]\n"

@@ -89,7 +89,7 @@ static int parse_size(const char *s, uint64_t *out)
 	default:
 		break;
 	}
-	if (*end && strcmp(end, "iB") && strcmp(end, "B"))
+	if (*end && strcmp(end, "iB") != 0 && strcmp(end, "B") != 0)
 		return -EINVAL;
 	*out = v;
 	return 0;

@@ -36,7 +36,7 @@ static int xioctl(int fd, unsigned long req, void *arg)
 
 static int enable_cap(int vmfd, uint32_t cap, uint64_t arg)
 {
-	struct kvm_enable_cap c = {.cap = cap, .args = {arg}};
+	struct kvm_enable_cap c = { .cap = cap, .args = { arg } };
 
 	return xioctl(vmfd, KVM_ENABLE_CAP, &c);
 }
@@ -179,8 +179,7 @@ static int setup_memory(struct vmm *vm)
 	vm->npages = vm->o.mem / VMM_PAGE;
 	build_page_tables(vm);
 	write_params(vm);
-	memcpy(vm->mem + VMM_CODE_GPA, vmm_guest_start,
-	       vmm_guest_end - vmm_guest_start);
+	memcpy(vm->mem + VMM_CODE_GPA, vmm_guest_start, vmm_guest_size);
 	mr = (struct kvm_userspace_memory_region){
 		.slot = 0,
 		.flags = KVM_MEM_LOG_DIRTY_PAGES,
@@ -420,7 +419,7 @@ static void *vcpu_thread(void *arg)
 
 int vmm_start(struct vmm *vm)
 {
-	struct sigaction sa = {.sa_handler = kick_handler};
+	struct sigaction sa = { .sa_handler = kick_handler };
 	unsigned int i;
 	int ret;
 
@@ -584,7 +583,7 @@ void vmm_harvest_release(struct vmm *vm, struct vmm_harvest *h)
 
 static int harvest_bitmap(struct vmm *vm, struct vmm_harvest *h)
 {
-	struct kvm_dirty_log get = {.slot = 0, .dirty_bitmap = h->bitmap};
+	struct kvm_dirty_log get = { .slot = 0, .dirty_bitmap = h->bitmap };
 	struct kvm_clear_dirty_log clr = {
 		.slot = 0,
 		.first_page = 0,

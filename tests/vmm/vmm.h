@@ -121,7 +121,8 @@ void vmm_harvest_release(struct vmm *vm, struct vmm_harvest *h);
 int vmm_harvest(struct vmm *vm, struct vmm_harvest *h);
 
 /* Guest code, copied to VMM_CODE_GPA. */
-extern const uint8_t vmm_guest_start[], vmm_guest_end[];
+extern const uint8_t vmm_guest_start[];
+extern const uint64_t vmm_guest_size;
 
 /* Ground truth checker (check.c). */
 struct vmm_check {

@@ -306,7 +306,7 @@ static void test_push_exact(void)
 	pthread_t th;
 	uint64_t recs, bytes;
 	unsigned int k;
-	int lfd;
+	int lfd = -1;
 
 	CU_ASSERT_FATAL(setup(&f, &lfd) == 0);
 	sink_init(&r);
@@ -344,7 +344,7 @@ static void test_memory_shared(void)
 	struct fake_vmm f;
 	pthread_t th;
 	char *m;
-	int lfd;
+	int lfd = -1;
 
 	CU_ASSERT_FATAL(setup(&f, &lfd) == 0);
 	m = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, f.memfd, 0);
@@ -368,7 +368,7 @@ static void test_pause_resume(void)
 	struct pt_dirty_source *src = NULL;
 	struct fake_vmm f;
 	pthread_t th;
-	int lfd;
+	int lfd = -1;
 
 	CU_ASSERT_FATAL(setup(&f, &lfd) == 0);
 	pthread_create(&th, NULL, fake_main, &f);
@@ -394,7 +394,7 @@ static void test_refused_layout(void)
 	struct pt_dirty_source *src = NULL;
 	struct fake_vmm f;
 	pthread_t th;
-	int lfd;
+	int lfd = -1;
 
 	CU_ASSERT_FATAL(setup(&f, &lfd) == 0);
 	f.region_size = 4096 * 10 + 100; /* not whole pages */
@@ -414,7 +414,7 @@ static void child_harvest(int die, int timeout_ms, int want)
 	struct timespec t0, t1;
 	pid_t pid;
 	double secs;
-	int lfd, st;
+	int lfd = -1, st;
 
 	CU_ASSERT_FATAL(setup(&f, &lfd) == 0);
 	sink_init(&r);
@@ -570,7 +570,7 @@ static void test_rogue_records(void)
 	struct fake_vmm f;
 	struct rec_sink rs;
 	unsigned int i;
-	int lfd;
+	int lfd = -1;
 
 	CU_ASSERT_FATAL(setup(&f, &lfd) == 0);
 	sink_init(&rs);
@@ -600,7 +600,7 @@ static void test_silent_client(void)
 	struct fake_vmm f;
 	struct rogue r;
 	pthread_t th;
-	int lfd;
+	int lfd = -1;
 
 	CU_ASSERT_FATAL(setup(&f, &lfd) == 0);
 	r.path = f.path;

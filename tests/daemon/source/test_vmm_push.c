@@ -232,7 +232,7 @@ static uint64_t harvest_count(struct pt_dirty_source *src, struct gt *g)
 static void run_mode(const char *mode, Ptrack__V1__DirtySource kind)
 {
 	struct pt_dirty_source *src = NULL;
-	struct child ch;
+	struct child ch = { 0 };
 	struct gt g;
 	int k, st;
 
@@ -285,7 +285,7 @@ static void test_vmm_killed(void)
 {
 	struct pt_dirty_source *src = NULL;
 	struct timespec t0, t1;
-	struct child ch;
+	struct child ch = { 0 };
 	struct gt g;
 	int ret;
 
