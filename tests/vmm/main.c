@@ -306,7 +306,7 @@ static void print_round(const struct cli *c, const struct vmm_check *chk,
 }
 
 struct totals {
-	double get_ms, clear_ms, max_get_ms, max_clear_ms, secs;
+	double get_ms, clear_ms, max_get_ms, max_clear_ms, secs, pause_ms;
 	uint64_t stores, ring_full;
 };
 
@@ -323,7 +323,7 @@ static void print_summary(const struct cli *c, struct vmm *vm,
 	       ",\"harvested\":%" PRIu64 ",\"changed\":%" PRIu64
 	       ",\"fp_rate\":%.6f,\"guest_pages_per_s\":%.0f,"
 	       "\"avg_get_ms\":%.3f,\"max_get_ms\":%.3f,"
-	       "\"avg_clear_ms\":%.3f,\"max_clear_ms\":%.3f,"
+	       "\"avg_clear_ms\":%.3f,\"max_clear_ms\":%.3f,\"pause_ms\":%.3f,"
 	       "\"ring_full_exits\":%" PRIu64 "}\n",
 	       c->json ? "{" : "summary {",
 	       chk->fn ? "FAIL" : (c->no_check ? "unchecked" : "ok"),
@@ -332,7 +332,7 @@ static void print_summary(const struct cli *c, struct vmm *vm,
 	       chk->fp, chk->harvested, chk->changed_total, fp_rate,
 	       t->secs > 0 ? t->stores / t->secs : 0, t->get_ms / rounds,
 	       t->max_get_ms, t->clear_ms / rounds, t->max_clear_ms,
-	       t->ring_full);
+	       t->pause_ms, t->ring_full);
 	fflush(stdout);
 }
 
@@ -387,9 +387,11 @@ static int run_rounds(const struct cli *c, struct vmm *vm,
 		print_round(c, chk, &s);
 	}
 	/* The final round: guest held, so nothing may remain unharvested. */
+	tp = now_s();
 	ret = vmm_pause(vm);
 	if (ret)
 		return ret;
+	t->pause_ms = (now_s() - tp) * 1e3;
 	t->secs = now_s() - t0;
 	t->stores = vmm_stores(vm);
 	s.final = true;

@@ -213,6 +213,14 @@ out:
 	return st;
 }
 
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
 static void sleep_ms(int ms)
 {
 	usleep(ms * 1000);
@@ -233,6 +241,7 @@ static void run_mode(const char *mode, Ptrack__V1__DirtySource kind)
 {
 	struct pt_dirty_source *src = NULL;
 	struct child ch = { 0 };
+	double t0, dt, sum_ms = 0, max_ms = 0;
 	struct gt g;
 	int k, st;
 
@@ -245,16 +254,21 @@ static void run_mode(const char *mode, Ptrack__V1__DirtySource kind)
 	CU_ASSERT_FATAL(gt_init(&g, &src->regions[0]) == 0);
 	for (k = 0; k < 10; k++) {
 		sleep_ms(50);
+		t0 = now_ms();
 		CU_ASSERT_EQUAL(src->ops->harvest(src, &g.s.sink), 0);
+		dt = now_ms() - t0;
+		sum_ms += dt;
+		max_ms = dt > max_ms ? dt : max_ms;
 		gt_round(&g);
 	}
 	CU_ASSERT_EQUAL(src->ops->pause(src), 0);
 	CU_ASSERT_EQUAL(src->ops->harvest(src, &g.s.sink), 0);
 	gt_round(&g);
 	gt_final(&g);
-	printf("\n    %s: changed %lu harvested %lu false negatives %lu\n",
+	printf("\n    %s: changed %lu harvested %lu false negatives %lu, "
+	       "harvest through libptrack avg %.2f ms max %.2f ms\n",
 	       mode, (unsigned long)g.changed, (unsigned long)g.harvested,
-	       (unsigned long)g.fn);
+	       (unsigned long)g.fn, sum_ms / 10, max_ms);
 	CU_ASSERT_EQUAL(g.fn, 0);
 	CU_ASSERT_EQUAL(g.s.bad, 0);
 	CU_ASSERT(g.changed > 5000);
