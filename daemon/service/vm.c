@@ -382,12 +382,14 @@ static int mode_ok(const struct pt_vm *vm, int mode)
 
 static int rate_begin(struct pt_rate_req *r, unsigned int seconds)
 {
-	uint64_t t0 = pt_now_ns();
+	uint64_t t0;
 	int ret;
 
 	ret = vm_start(r->vm);
-	if (!ret)
-		ret = pt_vm_harvest(r->vm);
+	if (ret)
+		return ret;
+	t0 = pt_now_ns();
+	ret = pt_vm_harvest(r->vm);
 	if (ret)
 		return ret;
 	ret = pt_meter_open(&r->vm->meter, &r->w);

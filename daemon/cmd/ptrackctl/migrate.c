@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ptrackctl migrate VM --to HOST:PORT [--downtime-ms N] [--bandwidth B]
+ * Streams ptrackd's progress: a live bar on a terminal, one plain line per
+ * round otherwise, one JSON object per line with --json.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl.h"
+
+#define BAR 30
+
+struct view {
+	int tty;
+	uint64_t max_remaining;
+};
+
+static void progress_json(const Ptrack__Control__V1__MigrateProgress *p,
+			  const PtCtlReply *r)
+{
+	printf("{\"event\":\"%s\",\"ok\":%s,\"migration_id\":%" PRIu64
+	       ",\"state\":",
+	       r->final ? "result" : "progress", r->status ? "false" : "true",
+	       p->migration_id);
+	json_str(stdout, p->state);
+	printf(",\"round\":%" PRIu64 ",\"dirty_pages\":%" PRIu64
+	       ",\"remaining\":%" PRIu64 ",\"transferred\":%" PRIu64
+	       ",\"mbps\":%.3f,\"expected_downtime_ms\":%.3f,\"total_ms\":%" PRIu64
+	       ",\"downtime_ms\":%" PRIu64 ",\"final_round\":%s",
+	       p->round, p->dirty_pages, p->remaining, p->transferred, p->mbps,
+	       p->expected_downtime_ms, p->total_ms, p->downtime_ms,
+	       p->final_round ? "true" : "false");
+	if (r->status) {
+		printf(",\"error\":");
+		json_str(stdout, r->error);
+	}
+	printf("}\n");
+	fflush(stdout);
+}
+
+static void progress_bar(struct view *v,
+			 const Ptrack__Control__V1__MigrateProgress *p)
+{
+	char bar[BAR + 1];
+	double done;
+	int n;
+
+	if (p->remaining > v->max_remaining)
+		v->max_remaining = p->remaining;
+	done = v->max_remaining
+		       ? 1.0 - (double)p->remaining / (double)v->max_remaining
+		       : 0.0;
+	n = (int)(done * BAR + 0.5);
+	memset(bar, '#', (size_t)n);
+	memset(bar + n, '-', (size_t)(BAR - n));
+	bar[BAR] = '\0';
+	printf("\r\033[K[%s] round %" PRIu64
+	       "  remaining %.1f MiB  %.1f MB/s  expected downtime %.0f ms%s",
+	       bar, p->round, p->remaining / 1048576.0, p->mbps,
+	       p->expected_downtime_ms, p->final_round ? "  (final)" : "");
+	fflush(stdout);
+}
+
+static void progress_line(const Ptrack__Control__V1__MigrateProgress *p)
+{
+	printf("round %" PRIu64 ": dirty %" PRIu64
+	       " pages, remaining %.1f MiB, %.1f MB/s, expected downtime %.0f ms%s\n",
+	       p->round, p->dirty_pages, p->remaining / 1048576.0, p->mbps,
+	       p->expected_downtime_ms, p->final_round ? " (final round)" : "");
+	fflush(stdout);
+}
+
+static void result(struct view *v, const PtCtlReply *r)
+{
+	const Ptrack__Control__V1__MigrateProgress *p = r->progress;
+
+	if (v->tty)
+		printf("\n");
+	if (r->status) {
+		fprintf(stderr, "ptrackctl: migration %" PRIu64 " %s: %s\n",
+			p->migration_id, p->state, r->error);
+		return;
+	}
+	printf("migration %" PRIu64 " completed: %" PRIu64
+	       " rounds, %.1f MiB sent, total %" PRIu64 " ms, downtime %" PRIu64
+	       " ms\n",
+	       p->migration_id, p->round, p->transferred / 1048576.0,
+	       p->total_ms, p->downtime_ms);
+}
+
+static int follow(struct ctl *c, struct view *v)
+{
+	PtCtlReply *r;
+	int ret, fin;
+
+	do {
+		ret = ctl_recv(c, &r);
+		if (ret)
+			return ret;
+		if (r->body_case != PTRACK__CONTROL__V1__REPLY__BODY_PROGRESS) {
+			ret = ctl_status_exit(r->status);
+			ctl_print_error(c, r->status, r->error);
+			pt_ctl_reply_free(r);
+			return ret ? ret : CTL_FAILED;
+		}
+		if (c->json)
+			progress_json(r->progress, r);
+		else if (r->final)
+			result(v, r);
+		else if (v->tty)
+			progress_bar(v, r->progress);
+		else
+			progress_line(r->progress);
+		fin = r->final;
+		ret = r->status ? CTL_FAILED : CTL_OK;
+		pt_ctl_reply_free(r);
+	} while (!fin);
+	return ret;
+}
+
+static int usage(void)
+{
+	fprintf(stderr,
+		"usage: ptrackctl migrate VM --to HOST:PORT [--downtime-ms N] [--bandwidth BYTES/s] [--max-rounds N] [--json]\n");
+	return CTL_USAGE;
+}
+
+static int parse(int argc, char **argv, Ptrack__Control__V1__MigrateRequest *m)
+{
+	static const struct option lo[] = {
+		{ "to", required_argument, NULL, 't' },
+		{ "downtime-ms", required_argument, NULL, 'd' },
+		{ "bandwidth", required_argument, NULL, 'b' },
+		{ "max-rounds", required_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char *end;
+	int opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "t:d:b:r:", lo, NULL)) != -1) {
+		switch (opt) {
+		case 't':
+			m->to = optarg;
+			break;
+		case 'd':
+			m->downtime_ms = strtoull(optarg, &end, 10);
+			if (*end || !m->downtime_ms)
+				return -1;
+			break;
+		case 'b':
+			m->bandwidth = strtoull(optarg, &end, 10);
+			if (*end)
+				return -1;
+			break;
+		case 'r':
+			m->max_rounds = (uint32_t)strtoul(optarg, &end, 10);
+			if (*end)
+				return -1;
+			break;
+		default:
+			return -1;
+		}
+	}
+	if (optind != argc - 1 || !*m->to)
+		return -1;
+	m->vm = argv[optind];
+	return 0;
+}
+
+int cmd_migrate(struct ctl *c, int argc, char **argv)
+{
+	PtCtlRequest q = PTRACK__CONTROL__V1__REQUEST__INIT;
+	Ptrack__Control__V1__MigrateRequest m =
+		PTRACK__CONTROL__V1__MIGRATE_REQUEST__INIT;
+	struct view v = { .tty = isatty(STDOUT_FILENO) };
+	int ret;
+
+	if (parse(argc, argv, &m))
+		return usage();
+	q.body_case = PTRACK__CONTROL__V1__REQUEST__BODY_MIGRATE;
+	q.migrate = &m;
+	ret = ctl_send(c, &q);
+	if (ret)
+		return ret;
+	return follow(c, &v);
+}
