@@ -991,19 +991,15 @@ static int complete(struct src *s)
 	return r ? r : wait_acked(s, 0);
 }
 
-static int handshake(struct src *s)
+/* Sends Hello and waits for the peer's; 0, a connection error or a
+ * failure. */
+static int hello_once(struct src *s)
 {
-	uint64_t deadline = now_ns() + s->o->reconnect_ms * 1000000ull;
-	int r;
+	int r = connect_peer(s);
 
-	/* The peer may still be starting: retry connecting for a while. */
-	while ((r = connect_peer(s)) && now_ns() < deadline)
-		usleep(100000);
 	if (r)
-		return fail(s, E(INTERNAL), -r, "cannot connect to %s: %s",
-			    s->o->to, strerror(-r));
-	s->recs[1 % s->window].kind = REC_HELLO;
-	s->next_seq = 2;
+		return r;
+	s->acked = 0;
 	r = xmit(s, 1);
 	while (!r && s->acked < 1) {
 		r = poll_in(s->fd, s->o->io_timeout_ms);
@@ -1012,6 +1008,28 @@ static int handshake(struct src *s)
 		if (r > 0)
 			r = read_peer(s, 1);
 		r = r < 0 ? r : 0;
+	}
+	return r;
+}
+
+/*
+ * The peer may still be starting, or die before it answers (nothing is
+ * stored then but the session's setup, which a new Hello redoes): retry
+ * until the reconnect deadline.
+ */
+static int handshake(struct src *s)
+{
+	uint64_t deadline = now_ns() + s->o->reconnect_ms * 1000000ull;
+	int r;
+
+	s->recs[1 % s->window].kind = REC_HELLO;
+	s->next_seq = 2;
+	for (;;) {
+		r = hello_once(s);
+		if (!r || !is_conn_error(r) || now_ns() >= deadline)
+			break;
+		disconnect(s);
+		usleep(100000);
 	}
 	if (r && !s->res->err[0])
 		fail(s, E(INTERNAL), -r, "no Hello from peer %s: %s", s->o->to,

@@ -143,6 +143,17 @@ static long compare_dump(const struct vrun *r)
 	return c;
 }
 
+/* Waits until the peer persisted the session: the stream has begun. */
+static void wait_session(const struct vrun *r)
+{
+	char path[PATH_MAX + 32];
+	int i;
+
+	snprintf(path, sizeof(path), "%s/state/session.state", r->dir);
+	for (i = 0; i < 1000 && access(path, F_OK); i++)
+		usleep(10000);
+}
+
 static void run(struct vrun *r)
 {
 	char to[64];
@@ -159,6 +170,7 @@ static void run(struct vrun *r)
 	vmm = start_vmm(r);
 	r->peer_rc = -1;
 	if (r->kill_at_ms) {
+		wait_session(r);
 		usleep((useconds_t)r->kill_at_ms * 1000);
 		/* Too late when the peer already finished. */
 		r->killed = waitpid(peer, &st, WNOHANG) == 0;
@@ -217,11 +229,11 @@ static void test_vmm_peer_restart(void)
 			.dirty = i % 2 ? "ring" : "bitmap",
 			/* Round 0 takes ~1.7 s: the kill lands in it or in
 			 * a later round. */
-			/* A guest that 30 MB/s can outrun to convergence;
-			 * the migration takes about 1.5 s. */
-			.bandwidth = "30000000",
-			.rate = "2000",
-			.kill_at_ms = 100 + (int)(rand_r(&seed) % 1000),
+			/* A guest that 12 MB/s outruns to convergence. */
+			.bandwidth = "12000000",
+			.rate = "1000",
+			/* After the Hello, at a random point of the stream. */
+			.kill_at_ms = (int)(rand_r(&seed) % 400),
 		};
 
 		run(&r);
