@@ -324,7 +324,7 @@ static void print_summary(const struct cli *c, struct vmm *vm,
 	       ",\"fp_rate\":%.6f,\"guest_pages_per_s\":%.0f,"
 	       "\"avg_get_ms\":%.3f,\"max_get_ms\":%.3f,"
 	       "\"avg_clear_ms\":%.3f,\"max_clear_ms\":%.3f,\"pause_ms\":%.3f,"
-	       "\"ring_full_exits\":%" PRIu64 "}\n",
+	       "\"ring_full_exits\":%" PRIu64 ",\"ring_folds\":%" PRIu64 "}\n",
 	       c->json ? "{" : "summary {",
 	       chk->fn ? "FAIL" : (c->no_check ? "unchecked" : "ok"),
 	       vm->o.dirty == VMM_DIRTY_RING ? "ring" : "bitmap",
@@ -332,7 +332,7 @@ static void print_summary(const struct cli *c, struct vmm *vm,
 	       chk->fp, chk->harvested, chk->changed_total, fp_rate,
 	       t->secs > 0 ? t->stores / t->secs : 0, t->get_ms / rounds,
 	       t->max_get_ms, t->clear_ms / rounds, t->max_clear_ms,
-	       t->pause_ms, t->ring_full);
+	       t->pause_ms, t->ring_full, vm->ring_folds);
 	fflush(stdout);
 }
 

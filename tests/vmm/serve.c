@@ -32,7 +32,8 @@ static int push(struct ptl_client *c, struct serve *s)
 	unsigned int i;
 	int ret;
 
-	if (s->vm->o.dirty == VMM_DIRTY_BITMAP)
+	/* A folded ring harvest is whole only as a bitmap. */
+	if (s->vm->o.dirty == VMM_DIRTY_BITMAP || s->h.folded)
 		return ptl_push_bitmap(c, 0, 0, s->vm->npages, s->h.bitmap);
 	for (i = 0; i < s->vm->o.vcpus; i++) {
 		ret = ptl_push_ring(c, i, s->h.gfns[i], s->h.ngfns[i]);
@@ -121,9 +122,10 @@ int vmm_serve_ptrackd(struct vmm *vm, const char *path, const char *name)
 	ret = ptl_run(c);
 	vmm_stop(vm);
 	printf("ptrack-vmm: %s after %" PRIu64 " harvests, %" PRIu64
-	       " dirty pages, %" PRIu64 " guest stores\n",
+	       " dirty pages, %" PRIu64 " guest stores, %" PRIu64
+	       " ring folds\n",
 	       ret ? "disconnected" : "stopped", s.harvests, s.pages,
-	       vmm_stores(vm));
+	       vmm_stores(vm), vm->ring_folds);
 out_close:
 	ptl_close(c);
 out_harvest:

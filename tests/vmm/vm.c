@@ -250,7 +250,8 @@ int vmm_create(struct vmm *vm, const struct vmm_opts *o)
 	if (ret)
 		return ret;
 	vm->vcpu = calloc(o->vcpus, sizeof(*vm->vcpu));
-	if (!vm->vcpu)
+	vm->ring_fold = calloc((vm->npages + 63) / 64, 8);
+	if (!vm->vcpu || !vm->ring_fold)
 		return -ENOMEM;
 	for (i = 0; i < o->vcpus; i++)
 		vm->vcpu[i].fd = -1;
@@ -264,8 +265,27 @@ int vmm_create(struct vmm *vm, const struct vmm_opts *o)
 
 /* --- dirty rings ---------------------------------------------------------- */
 
+/*
+ * Bounds a vCPU's pending list: past one entry per guest page, a bitmap
+ * holds the same information in less memory, so the list is folded into
+ * the VM's fold bitmap (then harvested as a bitmap, not GFN batches).
+ */
+static void pend_fold(struct vmm *vm, struct vmm_vcpu *v)
+{
+	size_t j;
+
+	for (j = 0; j < v->npend; j++)
+		if (v->pend[j] < vm->npages)
+			vmm_set_bit(vm->ring_fold, v->pend[j]);
+	v->npend = 0;
+	vm->folded = true;
+	vm->ring_folds++;
+}
+
 static int pend_add(struct vmm_vcpu *v, uint64_t gfn)
 {
+	if (v->npend >= v->vm->npages)
+		pend_fold(v->vm, v);
 	if (v->npend == v->cappend) {
 		size_t cap = v->cappend ? v->cappend * 2 : 4096;
 		uint64_t *p = realloc(v->pend, cap * sizeof(*p));
@@ -535,6 +555,7 @@ void vmm_destroy(struct vmm *vm)
 		}
 		free(vm->vcpu);
 	}
+	free(vm->ring_fold);
 	if (vm->mem)
 		munmap(vm->mem, vm->o.mem);
 	if (vm->memfd >= 0)
@@ -608,6 +629,7 @@ static int harvest_ring(struct vmm *vm, struct vmm_harvest *h)
 {
 	double t0 = now_ms();
 	unsigned int i;
+	size_t j;
 	int ret;
 
 	pthread_mutex_lock(&vm->ring_lock);
@@ -616,7 +638,6 @@ static int harvest_ring(struct vmm *vm, struct vmm_harvest *h)
 		struct vmm_vcpu *v = &vm->vcpu[i];
 		uint64_t *b = h->gfns[i];
 		size_t cap = h->capgfns[i];
-		size_t j;
 
 		h->gfns[i] = v->pend;
 		h->ngfns[i] = v->npend;
@@ -628,6 +649,13 @@ static int harvest_ring(struct vmm *vm, struct vmm_harvest *h)
 			if (h->gfns[i][j] < vm->npages)
 				vmm_set_bit(h->bitmap, h->gfns[i][j]);
 	}
+	h->folded = vm->folded;
+	if (vm->folded)
+		for (j = 0; j < (vm->npages + 63) / 64; j++) {
+			h->bitmap[j] |= vm->ring_fold[j];
+			vm->ring_fold[j] = 0;
+		}
+	vm->folded = false;
 	pthread_mutex_unlock(&vm->ring_lock);
 	h->get_ms = now_ms() - t0;
 	h->clear_ms = 0;

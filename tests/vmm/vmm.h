@@ -86,6 +86,7 @@ struct vmm_harvest {
 	uint64_t **gfns; /* per vCPU, ring mode */
 	size_t *ngfns;
 	size_t *capgfns;
+	bool folded; /* ring mode: some GFNs only in @bitmap (see vm.c) */
 	double get_ms, clear_ms;
 };
 
@@ -103,7 +104,11 @@ struct vmm {
 	unsigned int nparked, nexited;
 	int error; /* first vCPU error, negative errno */
 
+	/* Ring mode, under ring_lock: pending GFNs folded to save memory. */
 	pthread_mutex_t ring_lock;
+	uint64_t *ring_fold;
+	bool folded;
+	uint64_t ring_folds;
 };
 
 int vmm_create(struct vmm *vm, const struct vmm_opts *o);
