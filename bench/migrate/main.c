@@ -35,7 +35,7 @@ static uint64_t now_ns(void)
 
 static int listen_any(char *to, size_t len)
 {
-	struct sockaddr_in a;
+	struct sockaddr_in a = { 0 };
 	socklen_t al = sizeof(a);
 	int fd = pt_tcp_listen("127.0.0.1:0");
 
@@ -100,7 +100,7 @@ static uint64_t raw_tcp(const uint8_t *mem, uint64_t size)
 	if (fd >= 0)
 		close(fd);
 	close(r.lfd);
-	if (memcmp(r.dst, mem, size))
+	if (memcmp(r.dst, mem, size) != 0)
 		fprintf(stderr, "raw TCP: destination differs!\n");
 	munmap(r.dst, size);
 	return r.t_end - t0;

@@ -63,7 +63,7 @@ struct rec {
 struct batch {
 	int vcpu;
 	uint64_t *gfns;
-	size_t n;
+	size_t n, cap;
 };
 
 struct src {
@@ -114,6 +114,8 @@ static int fail(struct src *s, int code, int err, const char *fmt, ...)
 	if (!s->res->err[0]) {
 		s->res->code = code;
 		va_start(ap, fmt);
+		/* clang 14's analyzer misses va_start (a known false positive) */
+		// NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized)
 		vsnprintf(s->res->err, sizeof(s->res->err), fmt, ap);
 		va_end(ap);
 	}
@@ -175,32 +177,46 @@ slow:
 	return 0;
 }
 
+static struct batch *new_batch(struct src *s, int vcpu)
+{
+	struct batch *arr = s->batches, *b;
+
+	if (!arr || s->nbatch == s->capbatch) {
+		size_t cap = s->capbatch ? 2 * s->capbatch : 16;
+
+		arr = realloc(s->batches, cap * sizeof(*arr));
+		if (!arr)
+			return NULL;
+		s->batches = arr;
+		s->capbatch = cap;
+	}
+	b = &arr[s->nbatch++];
+	*b = (struct batch){ .vcpu = vcpu };
+	return b;
+}
+
 /* Appends GFNs to the round's batch of @vcpu, at most RING_CHUNK each. */
 static int add_gfns(struct src *s, int vcpu, const uint64_t *g, size_t n)
 {
 	struct batch *b = s->nbatch ? &s->batches[s->nbatch - 1] : NULL;
 	uint64_t *ng;
+	size_t cap;
 
-	if (!b || b->vcpu != vcpu || b->n + n > RING_CHUNK) {
-		if (s->nbatch == s->capbatch) {
-			size_t cap = s->capbatch ? 2 * s->capbatch : 16;
-
-			b = realloc(s->batches, cap * sizeof(*b));
-			if (!b)
-				return -ENOMEM;
-			s->batches = b;
-			s->capbatch = cap;
-		}
-		b = &s->batches[s->nbatch++];
-		b->vcpu = vcpu;
-		b->n = 0;
-		b->gfns = NULL;
-	}
-	ng = realloc(b->gfns, (b->n + n) * sizeof(uint64_t));
-	if (!ng)
+	if (!b || b->vcpu != vcpu || b->n + n > RING_CHUNK)
+		b = new_batch(s, vcpu);
+	if (!b)
 		return -ENOMEM;
-	memcpy(ng + b->n, g, n * sizeof(uint64_t));
-	b->gfns = ng;
+	if (b->n + n > b->cap) {
+		cap = b->cap ? 2 * b->cap : 1024;
+		while (cap < b->n + n)
+			cap *= 2;
+		ng = realloc(b->gfns, cap * sizeof(uint64_t));
+		if (!ng)
+			return -ENOMEM;
+		b->gfns = ng;
+		b->cap = cap;
+	}
+	memcpy(b->gfns + b->n, g, n * sizeof(uint64_t));
 	b->n += n;
 	return 0;
 }

@@ -240,7 +240,7 @@ int ptrackd_source(int argc, char **argv)
 		return 2;
 	}
 	r = accept_vm(c.vmm_socket, &s);
-	if (r) {
+	if (r || !s) {
 		fprintf(stderr, "ptrackd source: no VM registered on %s: %s\n",
 			c.vmm_socket, strerror(-r));
 		return 1;
