@@ -10,6 +10,9 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -17,6 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -223,11 +227,124 @@ static void dirty_rates(uint64_t size)
 	}
 }
 
+/* ---- the demo workload: ptrack-vmm through ptrackd ------------------ */
+
+static char bindir[PATH_MAX];
+
+static pid_t spawn(const char *log, char *const argv[])
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid)
+		return pid;
+	fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+		_exit(97);
+	execv(argv[0], argv);
+	_exit(98);
+}
+
+static int wait_exit(pid_t pid)
+{
+	int st;
+
+	if (waitpid(pid, &st, 0) != pid)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Runs peer, source and guest; prints the source's summary as a row. */
+static void vmm_row(const char *dir, const char *rate, const char *dirty)
+{
+	char ptrackd[PATH_MAX + 16], vmm[PATH_MAX + 16], to[64], sock[256];
+	char mem[256], log[256], line[512];
+	uint64_t rounds = 0, total = 0, down = 0;
+	double mb = 0;
+	pid_t peer, src, guest;
+	FILE *f;
+	int i, port = 20000 + (int)(now_ns() / 1000 % 20000);
+
+	snprintf(ptrackd, sizeof(ptrackd), "%s/ptrackd", bindir);
+	snprintf(vmm, sizeof(vmm), "%s/ptrack-vmm", bindir);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	snprintf(sock, sizeof(sock), "%s/vmm.sock", dir);
+	snprintf(mem, sizeof(mem), "%s/dest.mem", dir);
+	snprintf(log, sizeof(log), "%s/peer.log", dir);
+	peer = spawn(log, (char *const[]){ ptrackd, "peer", "--listen", to,
+					   "--mem-file", mem, "--idle-ms",
+					   "20000", "--quiet", NULL });
+	snprintf(log, sizeof(log), "%s/source.log", dir);
+	src = spawn(log, (char *const[]){ ptrackd, "source", "--vmm-socket",
+					  sock, "--to", to, "--quiet", NULL });
+	for (i = 0; i < 200 && access(sock, F_OK); i++)
+		usleep(10000);
+	snprintf(log, sizeof(log), "%s/vmm.log", dir);
+	guest = spawn(log,
+		      (char *const[]){ vmm, "--mem", "256M", "--vcpus", "2",
+				       "--pattern", "random", "--rate",
+				       (char *)rate, "--dirty", (char *)dirty,
+				       "--ptrackd", sock, NULL });
+	i = wait_exit(src);
+	wait_exit(peer);
+	wait_exit(guest);
+	snprintf(log, sizeof(log), "%s/source.log", dir);
+	f = fopen(log, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line,
+			   "migration complete: %" SCNu64
+			   " rounds, total %" SCNu64 " ms, downtime %" SCNu64
+			   " ms, %lf MB",
+			   &rounds, &total, &down, &mb) == 4)
+			break;
+	if (f)
+		fclose(f);
+	if (i || !rounds)
+		printf("  %8s %7s   failed (source exit %d)\n", rate, dirty, i);
+	else
+		printf("  %8s %7s %10" PRIu64 " %12" PRIu64 " %7" PRIu64
+		       " %12.1f\n",
+		       rate, dirty, total, down, rounds, mb);
+	unlink(mem);
+}
+
+static void demo_workload(void)
+{
+	static const char *const rates[] = { "5000", "20000", "0" };
+	char dir[] = "/tmp/ptrack-bench-XXXXXX", vmm[PATH_MAX + 16];
+	size_t i;
+
+	snprintf(vmm, sizeof(vmm), "%s/ptrack-vmm", bindir);
+	if (access("/dev/kvm", R_OK | W_OK) || access(vmm, X_OK)) {
+		printf("\nDemo workload: skipped (needs /dev/kvm and %s)\n",
+		       vmm);
+		return;
+	}
+	if (!mkdtemp(dir))
+		return;
+	printf("\nDemo workload: ptrack-vmm 256 MiB, 2 vCPUs, random writes, "
+	       "migrated by ptrackd over loopback (rate 0: as fast as the guest "
+	       "runs)\n");
+	printf("  %8s %7s %10s %12s %7s %12s\n", "pages/s", "log", "total ms",
+	       "downtime ms", "rounds", "wire MB");
+	for (i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
+		vmm_row(dir, rates[i], "bitmap");
+		vmm_row(dir, rates[i], "ring");
+	}
+	rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t size = (argc > 1 ? strtoull(argv[1], NULL, 0) : 256) * MIB;
+	ssize_t n = readlink("/proc/self/exe", bindir, sizeof(bindir) - 1);
 
+	bindir[n > 0 ? n : 0] = 0;
+	if (strrchr(bindir, '/'))
+		*strrchr(bindir, '/') = 0;
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	throughput(size);
 	dirty_rates(size);
+	demo_workload();
 	return 0;
 }
