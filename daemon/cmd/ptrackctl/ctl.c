@@ -84,6 +84,24 @@ void ctl_print_error(struct ctl *c, int status, const char *text)
 	fprintf(stderr, "ptrackctl: %s\n", text);
 }
 
+/* ptrackd refuses a caller by answering before it reads anything and
+ * closing: the send then fails, but the reason is waiting to be read. */
+static int refused(struct ctl *c, int send_err)
+{
+	struct pt_error e = { 0 };
+	struct pt_frame f;
+	PtCtlReply *r;
+	int ret;
+
+	if (pt_reader_next(&c->rd, &f, &e) != 1 ||
+	    pt_ctl_decode_reply(&f, &r, &e))
+		return send_err;
+	ret = r->status;
+	ctl_print_error(c, r->status, r->error);
+	pt_ctl_reply_free(r);
+	return ret ? ret : send_err;
+}
+
 int ctl_send(struct ctl *c, PtCtlRequest *q)
 {
 	char text[256];
@@ -100,7 +118,11 @@ int ctl_send(struct ctl *c, PtCtlRequest *q)
 	}
 	q->id = ++c->seq;
 	ret = pt_ctl_send(c->fd, c->seq, &q->base);
+	if (ret)
+		ret = refused(c, ret);
 	if (ret) {
+		if (ret == -EACCES)
+			return CTL_DENIED;
 		snprintf(text, sizeof(text), "sending to ptrackd: %s",
 			 strerror(-ret));
 		ctl_print_error(c, ret, text);

@@ -3,6 +3,7 @@
  * ptrackctl: drives ptrackd over its control socket. Options --json and
  * --socket PATH are accepted anywhere on the command line.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,8 @@ int main(int argc, char **argv)
 	struct ctl c = { .fd = -1 };
 	int ret;
 
+	/* A refused or vanished daemon is an error to report, not a kill. */
+	signal(SIGPIPE, SIG_IGN);
 	c.socket = getenv("PTRACK_CONTROL_SOCKET");
 	if (!c.socket)
 		c.socket = PT_CONTROL_SOCKET;
