@@ -301,14 +301,22 @@ static void run_mode(const struct run *r, Ptrack__V1__DirtySource kind)
 
 static void test_push_bitmap(void)
 {
-	static const struct run r = { "bitmap", "256M", "65536", 10, 50 };
+	static const struct run r = { .mode = "bitmap",
+				      .mem = "256M",
+				      .ring_entries = "65536",
+				      .rounds = 10,
+				      .interval_ms = 50 };
 
 	run_mode(&r, PTRACK__V1__DIRTY_SOURCE__DIRTY_SOURCE_BITMAP);
 }
 
 static void test_push_ring(void)
 {
-	static const struct run r = { "ring", "256M", "65536", 10, 50 };
+	static const struct run r = { .mode = "ring",
+				      .mem = "256M",
+				      .ring_entries = "65536",
+				      .rounds = 10,
+				      .interval_ms = 50 };
 
 	run_mode(&r, PTRACK__V1__DIRTY_SOURCE__DIRTY_SOURCE_RING);
 }
@@ -317,7 +325,12 @@ static void test_push_ring(void)
  * VMM folding its pending GFNs into a bitmap push. */
 static void test_push_ring_full(void)
 {
-	static const struct run r = { "ring", "64M", "8192", 3, 1000, true };
+	static const struct run r = { .mode = "ring",
+				      .mem = "64M",
+				      .ring_entries = "8192",
+				      .rounds = 3,
+				      .interval_ms = 1000,
+				      .folds = true };
 
 	run_mode(&r, PTRACK__V1__DIRTY_SOURCE__DIRTY_SOURCE_RING);
 }
@@ -330,7 +343,9 @@ static void test_vmm_killed(void)
 	struct gt g;
 	int ret;
 
-	static const struct run r = { "bitmap", "256M", "65536", 0, 0 };
+	static const struct run r = { .mode = "bitmap",
+				      .mem = "256M",
+				      .ring_entries = "65536" };
 
 	CU_ASSERT_FATAL(spawn_vmm(&ch, &r) == 0);
 	CU_ASSERT_FATAL(pt_vmm_accept(ch.lfd, &src) == 0);
