@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "codec/bitmap.h"
@@ -428,7 +429,7 @@ static void on_pages(struct peer *p, const struct pt_msg *m)
 		if (pt_msg_page_is_zero(m, i)) {
 			memset(dst, 0, ps);
 			p->res->zero_pages++;
-		} else {
+		} else if (src) { /* NULL: received in place */
 			memcpy(dst, src, ps);
 			src += ps;
 		}
@@ -546,6 +547,23 @@ static int on_stream(struct peer *p, const struct pt_msg *m)
 	return r;
 }
 
+static int on_msg(struct peer *p, const struct pt_frame *f, struct pt_msg *m)
+{
+	switch (m->type) {
+	case T(HELLO):
+		return on_hello(p, f, m);
+	case T(RESUME):
+		return on_resume(p, m);
+	case T(ERROR):
+		return fail(p, m->u.error->code, ECONNABORTED, "source: %s: %s",
+			    pt_error_name(m->u.error->code), m->u.error->text);
+	case T(ACK):
+		return 0;
+	default:
+		return on_stream(p, m);
+	}
+}
+
 static int on_frame(struct peer *p, const struct pt_frame *f)
 {
 	struct pt_error e = { 0 };
@@ -555,24 +573,185 @@ static int on_frame(struct peer *p, const struct pt_frame *f)
 	if (r)
 		return send_error(p, e.code, -r, "malformed frame: %s: %s",
 				  pt_error_name(e.code), e.text);
-	switch (m.type) {
-	case T(HELLO):
-		r = on_hello(p, f, &m);
-		break;
-	case T(RESUME):
-		r = on_resume(p, &m);
-		break;
-	case T(ERROR):
-		r = fail(p, m.u.error->code, ECONNABORTED, "source: %s: %s",
-			 pt_error_name(m.u.error->code), m.u.error->text);
-		break;
-	case T(ACK):
-		break;
-	default:
-		r = on_stream(p, &m);
-	}
+	r = on_msg(p, f, &m);
 	pt_msg_release(&m);
 	return r;
+}
+
+/* ---- receiving -------------------------------------------------------- */
+
+static ssize_t read_full(int fd, uint8_t *b, size_t len)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		n = read(fd, b + got, len - got);
+		if (n == 0)
+			break;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+static int readv_full(int fd, const struct iovec *in, int cnt)
+{
+	struct iovec iov[PT_TX_PAYLOAD_IOV_MAX], *v = iov;
+	ssize_t n;
+
+	memcpy(iov, in, (size_t)cnt * sizeof(*iov));
+	while (cnt) {
+		n = readv(fd, v, cnt);
+		if (n == 0)
+			return -EPIPE;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		while (cnt && (size_t)n >= v->iov_len) {
+			n -= (ssize_t)v->iov_len;
+			v++;
+			cnt--;
+		}
+		if (cnt) {
+			v->iov_base = (uint8_t *)v->iov_base + n;
+			v->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+struct inplace {
+	struct iovec iov[PT_TX_PAYLOAD_IOV_MAX];
+	int n;
+	uint32_t crc;
+};
+
+static int flush_inplace(struct peer *p, struct inplace *ip)
+{
+	int i, r = readv_full(p->fd, ip->iov, ip->n);
+
+	for (i = 0; !r && i < ip->n; i++)
+		ip->crc = pt_crc32c(ip->crc, ip->iov[i].iov_base,
+				    ip->iov[i].iov_len);
+	ip->n = 0;
+	return r;
+}
+
+/* Reads a PageData payload straight into its destination pages. */
+static int recv_inplace(struct peer *p, const struct pt_msg *m, uint32_t *crc)
+{
+	const Ptrack__V1__PageData *d = m->u.pages;
+	size_t ri = (size_t)(m->region - p->lay.r);
+	uint32_t ps = m->region->page_size;
+	struct inplace ip = { .n = 0, .crc = *crc };
+	struct iovec *last;
+	uint64_t i, idx;
+	uint8_t *dst;
+	int r;
+
+	for (i = 0; i < m->n_pages; i++) {
+		if (pt_msg_page_is_zero(m, i))
+			continue;
+		idx = d->n_pages ? m->page_idx[i] : d->first_page + i;
+		dst = p->mem + p->off[ri] + idx * ps;
+		last = ip.n ? &ip.iov[ip.n - 1] : NULL;
+		if (last && (uint8_t *)last->iov_base + last->iov_len == dst) {
+			last->iov_len += ps;
+			continue;
+		}
+		if (ip.n == PT_TX_PAYLOAD_IOV_MAX &&
+		    (r = flush_inplace(p, &ip)))
+			return r;
+		ip.iov[ip.n].iov_base = dst;
+		ip.iov[ip.n++].iov_len = ps;
+	}
+	r = ip.n ? flush_inplace(p, &ip) : 0;
+	*crc = ip.crc;
+	return r;
+}
+
+/*
+ * The next stored PageData frame lands in destination memory without a
+ * copy through the frame buffer: the CRC is checked once the pages are in
+ * place. A mismatch fails the session (the frame is never acked), and
+ * Complete's checksums guard the end result in any case.
+ */
+static int read_inplace(struct peer *p, struct pt_frame *f, struct pt_msg *m,
+			struct pt_error *e)
+{
+	uint8_t *buf = p->rd.buf;
+	size_t off = pt_frame_payload_off(&f->hdr), i;
+	ssize_t n = read_full(p->fd, buf + PT_FRAME_HDR_LEN,
+			      off - PT_FRAME_HDR_LEN);
+	uint32_t crc;
+	int r;
+
+	if (n < 0)
+		return (int)n;
+	if ((size_t)n < off - PT_FRAME_HDR_LEN)
+		return pt_error_set(e, E(TRUNCATED), EPIPE,
+				    "stream ended inside a frame");
+	for (i = PT_FRAME_HDR_LEN + f->hdr.msg_len; i < off; i++)
+		if (buf[i])
+			return pt_error_set(e, E(BAD_HEADER), EBADMSG,
+					    "non-zero padding at offset %zu",
+					    i);
+	f->msg = buf + PT_FRAME_HDR_LEN;
+	f->payload = NULL;
+	r = pt_msg_decode(f, &p->lay, m, e);
+	if (r)
+		return r;
+	crc = pt_crc32c(0, buf + 8, off - 8);
+	r = recv_inplace(p, m, &crc);
+	if (!r && crc != f->hdr.crc)
+		r = pt_error_set(e, E(BAD_CRC), EBADMSG,
+				 "CRC32C 0x%08x, header says 0x%08x", crc,
+				 f->hdr.crc);
+	if (r)
+		pt_msg_release(m);
+	return r;
+}
+
+/*
+ * Reads one frame: 1 with @f checked (and @m decoded when *@inplace),
+ * 0 at a clean end of stream, or a negative errno with @e.
+ */
+static int next_frame(struct peer *p, struct pt_frame *f, struct pt_msg *m,
+		      int *inplace, struct pt_error *e)
+{
+	uint8_t *buf = p->rd.buf;
+	ssize_t n = read_full(p->fd, buf, PT_FRAME_HDR_LEN);
+	size_t len;
+	int r;
+
+	*inplace = 0;
+	if (n <= 0)
+		return (int)n;
+	r = pt_frame_parse_hdr(buf, (size_t)n, p->rd.max_frame, &f->hdr, e);
+	if (r)
+		return r;
+	/* In place only for the very next frame of the stream: duplicates
+	 * and misordered frames take the checked path and its errors. */
+	if (f->hdr.type == T(PAGE_DATA) && p->have_session &&
+	    f->hdr.seq == p->last_seq + 1 && f->hdr.payload_len) {
+		*inplace = 1;
+		r = read_inplace(p, f, m, e);
+		return r ? r : 1;
+	}
+	len = pt_frame_len(&f->hdr);
+	n = read_full(p->fd, buf + PT_FRAME_HDR_LEN, len - PT_FRAME_HDR_LEN);
+	if (n < 0)
+		return (int)n;
+	if ((size_t)n < len - PT_FRAME_HDR_LEN)
+		return pt_error_set(e, E(TRUNCATED), EPIPE,
+				    "stream ended inside a frame");
+	r = pt_frame_decode(buf, len, p->rd.max_frame, f, e);
+	return r ? r : 1;
 }
 
 static int is_conn_error(int r)
@@ -586,10 +765,11 @@ static int serve_conn(struct peer *p)
 {
 	struct pt_error e = { 0 };
 	struct pt_frame f;
-	int r;
+	struct pt_msg m;
+	int r, inplace;
 
 	for (;;) {
-		r = pt_reader_next(&p->rd, &f, &e);
+		r = next_frame(p, &f, &m, &inplace, &e);
 		if (r == 0)
 			return -ECONNRESET;
 		if (r < 0 && (is_conn_error(r) || r == -EWOULDBLOCK))
@@ -598,7 +778,12 @@ static int serve_conn(struct peer *p)
 			return send_error(p, e.code, -r,
 					  "malformed frame: %s: %s",
 					  pt_error_name(e.code), e.text);
-		r = on_frame(p, &f);
+		if (inplace) {
+			r = on_msg(p, &f, &m);
+			pt_msg_release(&m);
+		} else {
+			r = on_frame(p, &f);
+		}
 		if (r)
 			return r;
 	}

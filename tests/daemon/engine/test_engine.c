@@ -288,6 +288,71 @@ static void check_rogue_source(int corrupt, int code)
 	eu_rmdir(dir);
 }
 
+/* A valid Hello, then PageData whose payload does not match its CRC: the
+ * peer reads it straight into destination memory and must still refuse. */
+static void test_rogue_source_bad_payload(void)
+{
+	Ptrack__V1__Hello h = PTRACK__V1__HELLO__INIT;
+	Ptrack__V1__Region rg = PTRACK__V1__REGION__INIT, *rp = &rg;
+	Ptrack__V1__PageData pd = PTRACK__V1__PAGE_DATA__INIT;
+	struct rogue g = { .got_error = -1 };
+	static uint8_t page[4096], uuid[16];
+	struct iovec iov = { page, sizeof(page) };
+	struct pt_txframe tx;
+	struct pt_reader rd;
+	struct pt_frame f;
+	char dir[PATH_MAX], to[64];
+	int port = eu_free_port(), fd = -1, i;
+	pid_t peer;
+
+	eu_tmpdir(dir, sizeof(dir));
+	peer = eu_start_peer(dir, port, NULL);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	for (i = 0; i < 100 && fd < 0; i++) {
+		fd = pt_tcp_connect(to, 1000);
+		if (fd < 0)
+			usleep(20000);
+	}
+	CU_ASSERT_FATAL(fd >= 0);
+	rg.id = 1;
+	rg.size = 1 << 20;
+	rg.page_size = 4096;
+	h.version = PT_PROTO_VERSION;
+	h.role = PTRACK__V1__ROLE__ROLE_SOURCE;
+	h.vm_name = "rogue";
+	h.vm_uuid.data = uuid;
+	h.vm_uuid.len = 16;
+	h.n_regions = 1;
+	h.regions = &rp;
+	h.vcpus = 1;
+	h.dirty_source = PTRACK__V1__DIRTY_SOURCE__DIRTY_SOURCE_BITMAP;
+	h.session_id = 42;
+	CU_ASSERT_FATAL(pt_txframe_init(&tx) == 0);
+	CU_ASSERT(pt_frame_build(&tx, PTRACK__V1__MSG_TYPE__MSG_TYPE_HELLO, 0,
+				 1, &h.base, NULL, 0, PT_FRAME_MAX_DEFAULT,
+				 NULL) == 0);
+	CU_ASSERT_EQUAL(pt_frame_send(fd, &tx), 0);
+	CU_ASSERT_FATAL(pt_reader_init(&rd, fd, PT_FRAME_MAX_DEFAULT) == 0);
+	CU_ASSERT_EQUAL(pt_reader_next(&rd, &f, NULL), 1);
+	CU_ASSERT_EQUAL(f.hdr.type, PTRACK__V1__MSG_TYPE__MSG_TYPE_HELLO);
+	pt_reader_release(&rd);
+	memset(page, 0xab, sizeof(page));
+	pd.region = 1;
+	pd.first_page = 3;
+	pd.page_count = 1;
+	CU_ASSERT(pt_frame_build(&tx, PTRACK__V1__MSG_TYPE__MSG_TYPE_PAGE_DATA,
+				 0, 2, &pd.base, &iov, 1, PT_FRAME_MAX_DEFAULT,
+				 NULL) == 0);
+	page[100] ^= 1; /* after the CRC was computed */
+	CU_ASSERT_EQUAL(pt_frame_send(fd, &tx), 0);
+	rogue_read_error(&g, fd);
+	close(fd);
+	pt_txframe_release(&tx);
+	CU_ASSERT_EQUAL(g.got_error, E(BAD_CRC));
+	CU_ASSERT_EQUAL(eu_wait(peer, 5000), 1);
+	eu_rmdir(dir);
+}
+
 static void test_rogue_source_bad_crc(void)
 {
 	check_rogue_source(1, E(BAD_CRC));
@@ -302,4 +367,5 @@ PT_SUITE(engine, PT_TEST(test_bitmap_identical), PT_TEST(test_ring_identical),
 	 PT_TEST(test_peer_restart), PT_TEST(test_no_space),
 	 PT_TEST(test_no_convergence), PT_TEST(test_rogue_peer_garbage),
 	 PT_TEST(test_rogue_peer_bad_ack), PT_TEST(test_rogue_source_bad_crc),
-	 PT_TEST(test_rogue_source_no_hello));
+	 PT_TEST(test_rogue_source_no_hello),
+	 PT_TEST(test_rogue_source_bad_payload));
