@@ -271,12 +271,14 @@ static inline pid_t svc_vmm(struct svc *s, const char *name,
 		argv[n++] = (char *)args[i];
 	argv[n] = NULL;
 	pid = svc_spawn(log, argv, NULL);
-	snprintf(want, sizeof(want), "VM registered");
+	/* JSON escapes a quote or backslash: look for what precedes it. */
+	snprintf(want, sizeof(want), "\"name\":\"%.*s",
+		 (int)strcspn(name, "\"\\"), name);
 	while (svc_ms() - t0 < 15000) {
 		char *o = NULL;
 
 		if (svc_ctl(s, &o, "vms", "--json", NULL) == 0 && o &&
-		    strstr(o, name)) {
+		    strstr(o, want)) {
 			free(o);
 			return pid;
 		}
