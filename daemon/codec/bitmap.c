@@ -11,7 +11,7 @@
 
 /* popcnt is in every x86-64 server CPU since 2008, but not in the x86-64
  * baseline: dispatch at load time instead of calling libgcc's loop. */
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(__clang__)
 #define PT_POPCNT_CLONES __attribute__((target_clones("popcnt", "default")))
 #else
 #define PT_POPCNT_CLONES

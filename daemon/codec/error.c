@@ -68,9 +68,7 @@ int pt_error_set(struct pt_error *e, int code, int err, const char *fmt, ...)
 		return -err;
 	e->code = code;
 	va_start(ap, fmt);
-	/* clang 14's analyzer misses va_start here (a known false positive) */
-	vsnprintf(e->text, sizeof(e->text), fmt,
-		  ap); // NOLINT(clang-analyzer-valist.Uninitialized)
+	vsnprintf(e->text, sizeof(e->text), fmt, ap);
 	va_end(ap);
 	return -err;
 }

@@ -16,6 +16,8 @@
 #define T(name) PTRACK__V1__MSG_TYPE__MSG_TYPE_##name
 
 static struct pt_layout layout;
+/* The last frame decoded: messages point into it until the next rt(). */
+static uint8_t *frame_buf;
 static uint8_t uuid[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
 
 /* Encodes, decodes against the test layout, returns the error code. */
@@ -28,10 +30,11 @@ static int rt(uint16_t type, const ProtobufCMessage *m, const void *pl,
 	uint8_t *b = cu_frame(type, 9, m, &iov, plen ? 1 : 0, &len);
 	int code;
 
+	free(frame_buf);
+	frame_buf = b;
 	if (!b)
 		return -1;
 	code = cu_decode(b, len, &layout, out, &e);
-	free(b);
 	if (code)
 		pt_msg_release(out);
 	return code;
@@ -317,7 +320,14 @@ static int setup(void)
 	       pt_layout_add(&layout, 2, 4ull << 30, 1 << 30, 2u << 20, &e);
 }
 
-PT_SUITE_FULL(codec_msg, setup, NULL, PT_TEST(test_hello),
+static int teardown(void)
+{
+	free(frame_buf);
+	frame_buf = NULL;
+	return 0;
+}
+
+PT_SUITE_FULL(codec_msg, setup, teardown, PT_TEST(test_hello),
 	      PT_TEST(test_dirty_bitmap_raw_and_rle), PT_TEST(test_dirty_ring),
 	      PT_TEST(test_page_data), PT_TEST(test_small_messages),
 	      PT_TEST(test_complete), PT_TEST(test_session_order_and_garbage))
