@@ -212,6 +212,8 @@ static void mig_finish(struct pt_migration *m)
 	pt_service_status(s);
 	if (s->stopping && !s->running_migrations)
 		sd_event_exit(s->ev, 0);
+	if (m->vm->gone)
+		pt_vm_reap(m->vm); /* frees m too */
 }
 
 static int on_mig_event(sd_event_source *es, int fd, uint32_t revents,

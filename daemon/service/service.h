@@ -145,6 +145,8 @@ int pt_vmm_on_accept(sd_event_source *es, int fd, uint32_t revents, void *arg);
 struct pt_vm *pt_vm_find(struct pt_service *s, const char *name_or_uuid);
 int pt_vm_track(struct pt_vm *vm, int on);
 void pt_vm_free(struct pt_vm *vm);
+/* Frees a VM whose VMM left, once nothing uses it any more. */
+void pt_vm_reap(struct pt_vm *vm);
 int pt_vm_harvest(struct pt_vm *vm);
 int pt_sample_tick(sd_event_source *es, uint64_t usec, void *arg);
 int pt_rate_start(struct pt_service *s, struct pt_conn *c, uint64_t id,

@@ -192,7 +192,7 @@ static void vm_unlink(struct pt_vm *vm)
 }
 
 /* Drops a departed VM, unless a migration or measurement still uses it. */
-static void vm_reap(struct pt_vm *vm)
+void pt_vm_reap(struct pt_vm *vm)
 {
 	for (struct pt_rate_req *r = vm->svc->rates; r; r = r->next)
 		if (r->vm == vm)
@@ -214,7 +214,7 @@ static int on_vmm_hup(sd_event_source *es, int fd, uint32_t revents, void *arg)
 	vm->gone = 1;
 	vm->tracked = 0;
 	pt_logx(LOG_INFO, vm->src->name, 0, PT_MSGID_VM, "VMM disconnected");
-	vm_reap(vm);
+	pt_vm_reap(vm);
 	return 0;
 }
 
@@ -361,7 +361,7 @@ static int rate_done(sd_event_source *es, uint64_t usec, void *arg)
 	sd_event_source_unref(r->timer);
 	free(r);
 	if (vm->gone)
-		vm_reap(vm);
+		pt_vm_reap(vm);
 	return 0;
 }
 

@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Migrations driven through the control socket: `ptrackctl migrate` of a
+ * ptrack-vmm guest to a second ptrackd that `ptrackctl peer listen`s,
+ * with JSON progress and the metrics during and after; SIGTERM to the
+ * source ptrackd mid-migration ends it cancelled, the daemon exits
+ * cleanly and the guest keeps running until its VMM is let go; a VMM
+ * that disconnects mid-migration fails it without harm.
+ */
+#include <netinet/in.h>
+
+#include "service_util.h"
+
+static int free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
+	    !getsockname(fd, (struct sockaddr *)&a, &len))
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/* Runs ptrackctl in the background, output to @out. */
+static pid_t ctl_bg(const struct svc *s, const char *out, char *const args[])
+{
+	char bin[PATH_MAX];
+	char *argv[24] = { bin, "--socket", (char *)s->ctl };
+	int n = 3;
+
+	snprintf(bin, sizeof(bin), "%s/ptrackctl", pt_test_bindir());
+	for (int i = 0; args[i] && n < 23; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	return svc_spawn(out, argv, NULL);
+}
+
+static int exit_of(int st)
+{
+	return st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_migrate(void)
+{
+	const char *vargs[] = { "--mem",  "128M", "--vcpus", "2",
+				"--rate", "5000", NULL };
+	const char *mextra[] = { "--metrics=127.0.0.1:0", NULL };
+	char to[64], mem[200], pout[200], mout[200];
+	struct svc src, dst;
+	pid_t vmm, peer, mig;
+	char *text = NULL;
+	int port = free_port();
+
+	if (!svc_have_kvm()) {
+		fprintf(stderr, "\n  skipped: no /dev/kvm\n");
+		return;
+	}
+	CU_ASSERT_FATAL(svc_mkdir(&src) == 0 && svc_mkdir(&dst) == 0);
+	CU_ASSERT_FATAL(svc_start(&src, mextra) == 0);
+	CU_ASSERT_FATAL(svc_start(&dst, NULL) == 0);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	snprintf(mem, sizeof(mem), "%s/dest.mem", dst.dir);
+	snprintf(pout, sizeof(pout), "%s/peer.out", dst.dir);
+	snprintf(mout, sizeof(mout), "%s/migrate.out", src.dir);
+	peer = ctl_bg(&dst, pout,
+		      (char *[]){ "peer", "listen", to, "--mem-file", mem,
+				  "--json", NULL });
+	CU_ASSERT(svc_wait_file(pout, "\"state\":\"listening\"", 5000));
+	vmm = svc_vmm(&src, "mig", vargs);
+	CU_ASSERT_FATAL(vmm > 0);
+	mig = ctl_bg(
+		&src, mout,
+		(char *[]){ "migrate", "mig", "--to", to, "--json", NULL });
+	CU_ASSERT(svc_wait_file(mout, "\"event\":\"progress\"", 10000));
+	/* The metrics mid-migration are valid and show it running. */
+	CU_ASSERT_EQUAL(svc_ctl(&src, &text, "metrics", NULL), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(
+		text, "ptrack_migration_data_processed_bytes{vm=\"mig\""));
+	free(text);
+	CU_ASSERT_EQUAL(exit_of(svc_wait(mig, 90000)), 0);
+	CU_ASSERT_EQUAL(exit_of(svc_wait(peer, 10000)), 0);
+	CU_ASSERT(svc_file_has(mout, "\"event\":\"result\",\"ok\":true"));
+	CU_ASSERT(svc_file_has(mout, "\"state\":\"completed\""));
+	CU_ASSERT(svc_file_has(pout, "\"state\":\"completed\""));
+	if (!svc_file_has(mout, "\"state\":\"completed\"")) {
+		svc_show(mout);
+		svc_show(src.log);
+		svc_show(dst.log);
+	}
+	CU_ASSERT_EQUAL(svc_ctl(&src, &text, "metrics", NULL), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(
+		text, "ptrack_migrations_total{result=\"completed\"} 1"));
+	free(text);
+	/* The source guest was stopped: it lives on the peer now. */
+	CU_ASSERT_EQUAL(exit_of(svc_wait(vmm, 10000)), 0);
+	CU_ASSERT(svc_file_has(src.log, "MIGRATION_ID=1"));
+	CU_ASSERT_EQUAL(svc_stop(&src), 0);
+	CU_ASSERT_EQUAL(svc_stop(&dst), 0);
+	svc_cleanup(&src);
+	svc_cleanup(&dst);
+}
+
+/* A plain `ptrackd peer` that gives up soon after its source is gone. */
+static pid_t engine_peer(const struct svc *s, const char *to)
+{
+	char bin[PATH_MAX], mem[200], log[200];
+	char *argv[] = { bin, "peer",	   "--listen", (char *)to, "--mem-file",
+			 mem, "--idle-ms", "3000",     NULL };
+
+	snprintf(bin, sizeof(bin), "%s/ptrackd", pt_test_bindir());
+	snprintf(mem, sizeof(mem), "%s/dest.mem", s->dir);
+	snprintf(log, sizeof(log), "%s/peer.log", s->dir);
+	return svc_spawn(log, argv, NULL);
+}
+
+static void test_sigterm_mid_migration(void)
+{
+	/* Unlimited random writes over a 20 MB/s cap never converge. */
+	const char *vargs[] = { "--mem", "64M", "--vcpus", "1", NULL };
+	char to[64], mout[200], vlog[200];
+	struct svc s;
+	pid_t vmm, peer, mig;
+	int port = free_port();
+
+	if (!svc_have_kvm()) {
+		fprintf(stderr, "\n  skipped: no /dev/kvm\n");
+		return;
+	}
+	CU_ASSERT_FATAL(svc_mkdir(&s) == 0);
+	CU_ASSERT_FATAL(svc_start(&s, NULL) == 0);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	snprintf(mout, sizeof(mout), "%s/migrate.out", s.dir);
+	snprintf(vlog, sizeof(vlog), "%s/vmm-term.log", s.dir);
+	peer = engine_peer(&s, to);
+	usleep(200000);
+	vmm = svc_vmm(&s, "term", vargs);
+	CU_ASSERT_FATAL(vmm > 0);
+	mig = ctl_bg(&s, mout,
+		     (char *[]){ "migrate", "term", "--to", to, "--bandwidth",
+				 "20000000", "--json", NULL });
+	/* Past round 0, the guest running and dirtying. */
+	CU_ASSERT(svc_wait_file(mout, "\"round\":1,", 30000));
+	kill(s.pid, SIGTERM);
+	CU_ASSERT_EQUAL(exit_of(svc_wait(s.pid, 20000)), 0);
+	s.pid = 0;
+	CU_ASSERT_EQUAL(exit_of(svc_wait(mig, 5000)), 1);
+	CU_ASSERT(svc_file_has(mout, "\"state\":\"cancelled\""));
+	CU_ASSERT(svc_file_has(s.log, "cancelling migration"));
+	CU_ASSERT(svc_file_has(s.log, "cancelled after"));
+	/* The guest ran throughout: never paused for a final round, and
+	 * its VMM ended on the disconnect, not on a crash. */
+	CU_ASSERT_FALSE(svc_file_has(mout, "\"final_round\":true"));
+	CU_ASSERT_EQUAL(exit_of(svc_wait(vmm, 10000)) >= 0, 1);
+	CU_ASSERT(svc_file_has(vlog, "disconnected after"));
+	if (!svc_file_has(mout, "\"state\":\"cancelled\"")) {
+		svc_show(mout);
+		svc_show(s.log);
+		svc_show(vlog);
+	}
+	kill(peer, SIGTERM);
+	svc_wait(peer, 5000);
+	svc_cleanup(&s);
+}
+
+static void test_vmm_disconnect(void)
+{
+	const char *vargs[] = { "--mem", "64M", "--vcpus", "1", NULL };
+	char to[64], mout[200];
+	struct svc s;
+	pid_t vmm, peer, mig;
+	int port = free_port();
+	char *out = NULL;
+
+	if (!svc_have_kvm()) {
+		fprintf(stderr, "\n  skipped: no /dev/kvm\n");
+		return;
+	}
+	CU_ASSERT_FATAL(svc_mkdir(&s) == 0);
+	CU_ASSERT_FATAL(svc_start(&s, NULL) == 0);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	snprintf(mout, sizeof(mout), "%s/migrate.out", s.dir);
+	peer = engine_peer(&s, to);
+	usleep(200000);
+	vmm = svc_vmm(&s, "gone", vargs);
+	CU_ASSERT_FATAL(vmm > 0);
+	mig = ctl_bg(&s, mout,
+		     (char *[]){ "migrate", "gone", "--to", to, "--bandwidth",
+				 "20000000", "--json", NULL });
+	CU_ASSERT(svc_wait_file(mout, "\"round\":1,", 30000));
+	kill(vmm, SIGKILL);
+	svc_wait(vmm, 5000);
+	CU_ASSERT_EQUAL(exit_of(svc_wait(mig, 30000)), 1);
+	CU_ASSERT(svc_file_has(mout, "\"state\":\"failed\""));
+	/* The daemon goes on, and forgets the VM. */
+	CU_ASSERT_EQUAL(svc_ctl(&s, &out, "vms", "--json", NULL), 0);
+	CU_ASSERT_PTR_NULL(strstr(out, "\"gone\""));
+	free(out);
+	CU_ASSERT_EQUAL(svc_stop(&s), 0);
+	kill(peer, SIGTERM);
+	svc_wait(peer, 5000);
+	svc_cleanup(&s);
+}
+
+PT_SUITE(service_migrate, PT_TEST(test_migrate),
+	 PT_TEST(test_sigterm_mid_migration), PT_TEST(test_vmm_disconnect));
