@@ -326,6 +326,10 @@ static int on_hello(struct peer *p, const struct pt_frame *f, struct pt_msg *m)
 {
 	int r;
 
+	if (m->u.hello->role != PTRACK__V1__ROLE__ROLE_SOURCE)
+		return send_error(
+			p, E(SESSION), EPROTO,
+			"Hello from a peer: only a source sends here");
 	if (m->seq != 1)
 		return send_error(p, E(SEQUENCE), EPROTO,
 				  "Hello with seq %" PRIu64 ", expected 1",
