@@ -169,10 +169,13 @@ static void test_cli_errors(void)
 	const char *bad_ring[] = { "--dirty", "ring", "--ring-entries", "1000",
 				   NULL };
 	const char *help[] = { "--help", NULL };
+	const char *no_daemon[] = { "--mem", "16M", "--ptrackd",
+				    "/nonexistent/ptrackd.sock", NULL };
 	char last[4096];
 
 	CU_ASSERT_EQUAL(run_vmm(bad_pattern, last, sizeof(last)), 2);
 	CU_ASSERT_EQUAL(run_vmm(bad_ring, last, sizeof(last)), 2);
+	CU_ASSERT_EQUAL(run_vmm(no_daemon, last, sizeof(last)), 3);
 	CU_ASSERT_EQUAL(run_vmm(help, last, sizeof(last)), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(last, "runtime errors"));
 }

@@ -247,6 +247,10 @@ static int parse_cli(struct cli *c, int argc, char **argv)
 	}
 	if (!c->o.hot_pages)
 		c->o.hot_pages = c->o.mem / VMM_PAGE / 16;
+	if (vmm_opts_error(&c->o)) {
+		fprintf(stderr, "%s: %s\n", argv[0], vmm_opts_error(&c->o));
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -455,7 +459,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ptrack-vmm: cannot create VM: %s\n",
 			strerror(-ret));
 		vmm_destroy(&vm);
-		return ret == -EINVAL ? 2 : 3;
+		return 3;
 	}
 	if (c.ptrackd)
 		ret = vmm_serve_ptrackd(&vm, c.ptrackd, c.name);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/random.h>
 
 #include "ptrack/libptrack.h"
@@ -112,8 +113,12 @@ int vmm_serve_ptrackd(struct vmm *vm, const char *path, const char *name)
 	if (ret)
 		return ret;
 	ret = ptl_connect(path, &info, &serve_ops, &s, &c);
-	if (ret)
+	if (ret) {
+		fprintf(stderr,
+			"ptrack-vmm: cannot register with ptrackd at %s: %s\n",
+			path, strerror(-ret));
 		goto out_harvest;
+	}
 	ret = vmm_start(vm);
 	if (ret)
 		goto out_close;

@@ -190,23 +190,23 @@ static int setup_memory(struct vmm *vm)
 	return xioctl(vm->vmfd, KVM_SET_USER_MEMORY_REGION, &mr);
 }
 
-static int check_opts(const struct vmm_opts *o)
+const char *vmm_opts_error(const struct vmm_opts *o)
 {
 	uint64_t work;
 
 	if (o->mem % (2u << 20) || o->mem < (4u << 20) ||
 	    o->mem > ((uint64_t)VMM_MAX_GIB << 30))
-		return -EINVAL;
+		return "--mem must be a multiple of 2M from 4M to 64G";
 	work = o->mem / VMM_PAGE - VMM_WORK_GPA / VMM_PAGE;
 	if (o->vcpus < 1 || o->vcpus > 64)
-		return -EINVAL;
+		return "--vcpus must be 1 to 64";
 	if (o->pattern == VMM_HOTCOLD &&
 	    (!o->hot_pages || o->hot_pages >= work || o->hot_pct > 100))
-		return -EINVAL;
+		return "--hot-pages must be below the work pages, --hot-pct <= 100";
 	if (o->dirty == VMM_DIRTY_RING &&
 	    (o->ring_entries < 16 || (o->ring_entries & (o->ring_entries - 1))))
-		return -EINVAL;
-	return 0;
+		return "--ring-entries must be a power of 2, at least 16";
+	return NULL;
 }
 
 static int setup_dirty(struct vmm *vm)
@@ -231,9 +231,8 @@ int vmm_create(struct vmm *vm, const struct vmm_opts *o)
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
 	pthread_mutex_init(&vm->ring_lock, NULL);
-	ret = check_opts(o);
-	if (ret)
-		return ret;
+	if (vmm_opts_error(o))
+		return -EINVAL;
 	vm->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm < 0)
 		return -errno;

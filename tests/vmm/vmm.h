@@ -111,6 +111,8 @@ struct vmm {
 	uint64_t ring_folds;
 };
 
+/* What is wrong with @o, for the user, or NULL. */
+const char *vmm_opts_error(const struct vmm_opts *o);
 int vmm_create(struct vmm *vm, const struct vmm_opts *o);
 int vmm_start(struct vmm *vm);
 int vmm_pause(struct vmm *vm);
