@@ -154,6 +154,8 @@ static void test_peer_restart(void)
 		if (r.rc == 0) {
 			CU_ASSERT_EQUAL(r.cmp, 0);
 			CU_ASSERT_EQUAL(r.peer_rc, 0);
+			/* It resumed rather than starting over. */
+			CU_ASSERT(r.res.reconnects >= 1);
 			ok++;
 		} else {
 			CU_ASSERT(r.res.err[0] != 0);
@@ -170,6 +172,25 @@ static void test_peer_restart(void)
 	}
 	/* Resuming is the point: most runs must complete. */
 	CU_ASSERT(ok * 3 >= runs * 2);
+}
+
+/* The cap holds on average, and a capped run still converges. */
+static void test_bandwidth_cap(void)
+{
+	struct run r = {
+		.mo = { .size = 16 * MIB, .writers = 1, .rate = 1000 },
+		.so = { .bandwidth = 20000000 },
+	};
+	double rate;
+
+	migrate(&r);
+	CU_ASSERT_EQUAL(r.rc, 0);
+	CU_ASSERT_EQUAL(r.cmp, 0);
+	rate = (double)r.res.bytes * 1e3 / (double)r.res.total_ms;
+	CU_ASSERT(rate <= 20000000 * 1.1);
+	/* 16 MiB of data at 20 MB/s: not faster than the cap allows. */
+	CU_ASSERT(r.res.total_ms >= 400);
+	finish(&r);
 }
 
 static void test_no_space(void)
@@ -364,8 +385,9 @@ static void test_rogue_source_no_hello(void)
 }
 
 PT_SUITE(engine, PT_TEST(test_bitmap_identical), PT_TEST(test_ring_identical),
-	 PT_TEST(test_peer_restart), PT_TEST(test_no_space),
-	 PT_TEST(test_no_convergence), PT_TEST(test_rogue_peer_garbage),
-	 PT_TEST(test_rogue_peer_bad_ack), PT_TEST(test_rogue_source_bad_crc),
+	 PT_TEST(test_peer_restart), PT_TEST(test_bandwidth_cap),
+	 PT_TEST(test_no_space), PT_TEST(test_no_convergence),
+	 PT_TEST(test_rogue_peer_garbage), PT_TEST(test_rogue_peer_bad_ack),
+	 PT_TEST(test_rogue_source_bad_crc),
 	 PT_TEST(test_rogue_source_no_hello),
 	 PT_TEST(test_rogue_source_bad_payload));
