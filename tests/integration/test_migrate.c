@@ -143,17 +143,6 @@ static long compare_dump(const struct vrun *r)
 	return c;
 }
 
-/* Waits until the peer persisted the session: the stream has begun. */
-static void wait_session(const struct vrun *r)
-{
-	char path[PATH_MAX + 32];
-	int i;
-
-	snprintf(path, sizeof(path), "%s/state/session.state", r->dir);
-	for (i = 0; i < 1000 && access(path, F_OK); i++)
-		usleep(10000);
-}
-
 static void run(struct vrun *r)
 {
 	char to[64];
@@ -170,7 +159,7 @@ static void run(struct vrun *r)
 	vmm = start_vmm(r);
 	r->peer_rc = -1;
 	if (r->kill_at_ms) {
-		wait_session(r);
+		eu_wait_session(r->dir);
 		usleep((useconds_t)r->kill_at_ms * 1000);
 		/* Too late when the peer already finished. */
 		r->killed = waitpid(peer, &st, WNOHANG) == 0;

@@ -103,6 +103,17 @@ static inline pid_t eu_start_peer(const char *dir, int port,
 	_exit(98);
 }
 
+/* Waits until the peer in @dir persisted a session: the stream began. */
+static inline void eu_wait_session(const char *dir)
+{
+	char path[PATH_MAX + 32];
+	int i;
+
+	snprintf(path, sizeof(path), "%s/state/session.state", dir);
+	for (i = 0; i < 1000 && access(path, F_OK); i++)
+		usleep(10000);
+}
+
 /* Exit status of @pid (killed: 128 + signal), waiting at most @ms. */
 static inline int eu_wait(pid_t pid, int ms)
 {
