@@ -81,7 +81,7 @@ static int set_u64(uint64_t *out, const char *v, uint64_t min, uint64_t max,
 static int set_uint(unsigned int *out, const char *v, unsigned int min,
 		    unsigned int max, char *err, size_t len)
 {
-	uint64_t x;
+	uint64_t x = 0;
 	int ret = set_u64(&x, v, min, max, err, len);
 
 	if (!ret)

@@ -36,7 +36,7 @@ static int in_group(gid_t gid, uid_t uid, pid_t pid)
 	while (!found && fgets(line, sizeof(line), f)) {
 		char *p, *end;
 
-		if (strncmp(line, "Groups:", 7))
+		if (strncmp(line, "Groups:", 7) != 0)
 			continue;
 		for (p = line + 7;; p = end) {
 			unsigned long g = strtoul(p, &end, 10);
@@ -155,7 +155,7 @@ static int do_vms(struct pt_conn *c, uint64_t id)
 	for (struct pt_vm *v = c->svc->vms; v; v = v->next)
 		n++;
 	infos = calloc(n + 1, sizeof(*infos));
-	ptrs = calloc(n + 1, sizeof(*ptrs));
+	ptrs = calloc(n + 1, sizeof(Ptrack__Control__V1__VmInfo *));
 	if (!infos || !ptrs) {
 		ret = -ENOMEM;
 		goto out_free;

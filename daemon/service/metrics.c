@@ -288,9 +288,9 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c,
 	(void)data;
 	(void)size;
 	(void)ptr;
-	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 		code = MHD_HTTP_METHOD_NOT_ALLOWED;
-	else if (strcmp(url, "/metrics"))
+	else if (strcmp(url, "/metrics") != 0)
 		code = MHD_HTTP_NOT_FOUND;
 	else
 		text = pt_metrics_render(s);

@@ -280,7 +280,7 @@ static void map_one(struct pt_service *s, virDomainPtr d)
 {
 	struct pt_vm *v = vm_for(s, d);
 
-	if (v && strcmp(v->domain, virDomainGetName(d))) {
+	if (v && strcmp(v->domain, virDomainGetName(d)) != 0) {
 		snprintf(v->domain, sizeof(v->domain), "%s",
 			 virDomainGetName(d));
 		pt_logx(LOG_INFO, v->src->name, 0, PT_MSGID_LIBVIRT,

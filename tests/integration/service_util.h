@@ -11,7 +11,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,23 +220,22 @@ static inline void svc_show(const char *path)
 }
 
 /*
- * Runs ptrackctl --socket CTL ARGS... (NULL-terminated); stdout into @out
- * (malloc'd, may be NULL). Returns the exit status or -1.
+ * Runs ptrackctl --socket CTL ARGS...; stdout into @out (malloc'd, may be
+ * NULL). Returns the exit status or -1. A NULL argument ends the list.
  */
-static inline int svc_ctl(const struct svc *s, char **out, ...)
+#define svc_ctl(s, out, ...) svc_ctl_v(s, out, (char *[]){ __VA_ARGS__, NULL })
+
+static inline int svc_ctl_v(const struct svc *s, char **out, char **args)
 {
 	char bin[PATH_MAX], outp[160];
 	char *argv[32] = { bin, "--socket", (char *)s->ctl };
 	int n = 3, st;
 	pid_t pid;
-	va_list ap;
 
 	snprintf(bin, sizeof(bin), "%s/ptrackctl", pt_test_bindir());
 	snprintf(outp, sizeof(outp), "%s/ctl.out", s->dir);
-	va_start(ap, out);
-	while (n < 31 && (argv[n] = va_arg(ap, char *)))
-		n++;
-	va_end(ap);
+	for (int i = 0; args[i] && n < 31; i++)
+		argv[n++] = args[i];
 	argv[n] = NULL;
 	unlink(outp);
 	pid = fork();
@@ -277,7 +275,7 @@ static inline pid_t svc_vmm(struct svc *s, const char *name,
 	while (svc_ms() - t0 < 15000) {
 		char *o = NULL;
 
-		if (svc_ctl(s, &o, "vms", "--json", NULL) == 0 && o &&
+		if (svc_ctl(s, &o, "vms", "--json") == 0 && o &&
 		    strstr(o, want)) {
 			free(o);
 			return pid;

@@ -21,27 +21,26 @@ static void test_status(void)
 
 	CU_ASSERT_FATAL(svc_mkdir(&s) == 0);
 	CU_ASSERT_FATAL(svc_start(&s, NULL) == 0);
-	CU_ASSERT_EQUAL(svc_ctl(&s, &out, "status", "--json", NULL), 0);
+	CU_ASSERT_EQUAL(svc_ctl(&s, &out, "status", "--json"), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"ok\":true"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, s.ctl));
 	CU_ASSERT_EQUAL(svc_json_num(out, "vms"), 0);
 	free(out);
-	CU_ASSERT_EQUAL(svc_ctl(&s, &out, "vms", NULL), 0);
+	CU_ASSERT_EQUAL(svc_ctl(&s, &out, "vms"), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "NAME"));
 	free(out);
 	/* Documented exit codes: no such VM 5, usage 2. */
-	CU_ASSERT_EQUAL(
-		svc_ctl(&s, &out, "track", "start", "nope", "--json", NULL), 5);
+	CU_ASSERT_EQUAL(svc_ctl(&s, &out, "track", "start", "nope", "--json"),
+			5);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"ok\":false"));
 	free(out);
-	CU_ASSERT_EQUAL(
-		svc_ctl(&s, NULL, "dirtyrate", "--seconds", "99", "vm", NULL),
-		2);
-	CU_ASSERT_EQUAL(svc_ctl(&s, NULL, "frobnicate", NULL), 2);
+	CU_ASSERT_EQUAL(svc_ctl(&s, NULL, "dirtyrate", "--seconds", "99", "vm"),
+			2);
+	CU_ASSERT_EQUAL(svc_ctl(&s, NULL, "frobnicate"), 2);
 	CU_ASSERT_EQUAL(svc_stop(&s), 0);
 	CU_ASSERT(svc_file_has(s.log, "stopped"));
 	/* Nobody listening: 3. */
-	CU_ASSERT_EQUAL(svc_ctl(&s, NULL, "status", NULL), 3);
+	CU_ASSERT_EQUAL(svc_ctl(&s, NULL, "status"), 3);
 	svc_cleanup(&s);
 }
 
@@ -147,11 +146,11 @@ static void test_auth_refused(void)
 	CU_ASSERT(svc_file_has(s.log, "uid 65534"));
 	CU_ASSERT(svc_file_has(s.log,
 			       "MESSAGE_ID=b3f7e2a14c6d4f8e9a0b1c2d3e4f5a60"));
-	CU_ASSERT_EQUAL(svc_ctl(&s, &out, "metrics", NULL), 0);
+	CU_ASSERT_EQUAL(svc_ctl(&s, &out, "metrics"), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "ptrack_control_refused_total "));
 	free(out);
 	/* The daemon is still serving. */
-	CU_ASSERT_EQUAL(svc_ctl(&s, NULL, "status", NULL), 0);
+	CU_ASSERT_EQUAL(svc_ctl(&s, NULL, "status"), 0);
 	CU_ASSERT_EQUAL(svc_stop(&s), 0);
 	svc_cleanup(&s);
 }
@@ -249,7 +248,7 @@ static void test_malformed(void)
 	CU_ASSERT(raw_exchange(s.ctl, NULL, 0, 1, reply, sizeof(reply)) == 0);
 	CU_ASSERT(svc_file_has(s.log, "bad request"));
 	/* Still serving, and it exits cleanly. */
-	CU_ASSERT_EQUAL(svc_ctl(&s, NULL, "status", NULL), 0);
+	CU_ASSERT_EQUAL(svc_ctl(&s, NULL, "status"), 0);
 	CU_ASSERT_EQUAL(svc_stop(&s), 0);
 	svc_cleanup(&s);
 }
@@ -362,11 +361,11 @@ static void test_socket_activation(void)
 		usleep(10000);
 	/* The daemon does not run until the first connection. */
 	CU_ASSERT_FALSE(svc_file_has(s.log, "ready"));
-	CU_ASSERT_EQUAL(svc_ctl(&s, &out, "status", "--json", NULL), 0);
+	CU_ASSERT_EQUAL(svc_ctl(&s, &out, "status", "--json"), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"ok\":true"));
 	free(out);
 	CU_ASSERT(svc_file_has(s.log, "(socket-activated)"));
-	CU_ASSERT_EQUAL(svc_ctl(&s, NULL, "vms", NULL), 0);
+	CU_ASSERT_EQUAL(svc_ctl(&s, NULL, "vms"), 0);
 	CU_ASSERT_EQUAL(svc_stop(&s), 0);
 	svc_cleanup(&s);
 }

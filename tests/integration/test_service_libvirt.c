@@ -76,7 +76,7 @@ static void lvd_kill(struct lvd *l)
 static int connected(const struct svc *s)
 {
 	char *out = NULL;
-	int c = svc_ctl(s, &out, "status", "--json", NULL) == 0 &&
+	int c = svc_ctl(s, &out, "status", "--json") == 0 &&
 		strstr(out, "\"libvirt_connected\":true");
 
 	free(out);
@@ -141,7 +141,7 @@ static void test_libvirt(void)
 		/* A VM named like the domain maps to it (no QEMU PID here). */
 		vmm = svc_vmm(&s, "test", vargs);
 		CU_ASSERT(vmm > 0);
-		CU_ASSERT_EQUAL(svc_ctl(&s, &out, "vms", "--json", NULL), 0);
+		CU_ASSERT_EQUAL(svc_ctl(&s, &out, "vms", "--json"), 0);
 		CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"domain\":\"test\""));
 		free(out);
 		CU_ASSERT(
@@ -151,7 +151,7 @@ static void test_libvirt(void)
 	lvd_kill(&l);
 	CU_ASSERT(wait_connected(&s, 0, 15000));
 	CU_ASSERT(svc_wait_file(s.log, "closed", 15000));
-	CU_ASSERT_EQUAL(svc_ctl(&s, NULL, "vms", NULL), 0);
+	CU_ASSERT_EQUAL(svc_ctl(&s, NULL, "vms"), 0);
 	/* It comes back: reconnected, events flow again. */
 	CU_ASSERT_FATAL(lvd_start(&l) == 0);
 	CU_ASSERT(wait_connected(&s, 1, 10000));
@@ -186,7 +186,7 @@ static void test_libvirt_absent(void)
 	CU_ASSERT_FALSE(connected(&s));
 	usleep(400000);
 	CU_ASSERT(svc_file_has(s.log, "retrying every 100 ms"));
-	CU_ASSERT_EQUAL(svc_ctl(&s, NULL, "status", NULL), 0);
+	CU_ASSERT_EQUAL(svc_ctl(&s, NULL, "status"), 0);
 	CU_ASSERT_EQUAL(svc_stop(&s), 0);
 	svc_cleanup(&s);
 }

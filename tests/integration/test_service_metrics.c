@@ -230,7 +230,7 @@ static int metrics_url(const struct svc *s, char *url, size_t len)
 	char *out = NULL;
 	const char *p, *q;
 
-	if (svc_ctl(s, &out, "status", "--json", NULL))
+	if (svc_ctl(s, &out, "status", "--json"))
 		return -1;
 	p = strstr(out, "\"metrics_listen\":\"");
 	q = p ? strchr(p + 18, '"') : NULL;
@@ -302,9 +302,8 @@ static void test_prometheus(void)
 	if (svc_have_kvm()) {
 		vmm = svc_vmm(&s, "prom\"vm", vargs);
 		CU_ASSERT(vmm > 0);
-		CU_ASSERT_EQUAL(
-			svc_ctl(&s, NULL, "track", "start", "prom\"vm", NULL),
-			0);
+		CU_ASSERT_EQUAL(svc_ctl(&s, NULL, "track", "start", "prom\"vm"),
+				0);
 		usleep(700000);
 	}
 	body = http(&s, url, "GET", &code);
@@ -325,7 +324,7 @@ static void test_prometheus(void)
 	free(copy);
 	free(body);
 	/* ptrackctl metrics gives the same format without HTTP. */
-	CU_ASSERT_EQUAL(svc_ctl(&s, &body, "metrics", NULL), 0);
+	CU_ASSERT_EQUAL(svc_ctl(&s, &body, "metrics"), 0);
 	check_text(body);
 	free(body);
 	/* Wrong path and method; raw garbage; the server stays up. */
@@ -379,11 +378,11 @@ static double rate_error(const char *dirty, const char *vcpus, int rate,
 		char *out = NULL;
 		double bps;
 
-		CU_ASSERT_EQUAL(svc_ctl(&s, &out, "dirtyrate", "rate",
-					"--seconds", seconds, "--json",
-					strcmp(dirty, "ring") ? NULL : "--vcpu",
-					NULL),
-				0);
+		CU_ASSERT_EQUAL(
+			svc_ctl(&s, &out, "dirtyrate", "rate", "--seconds",
+				(char *)seconds, "--json",
+				strcmp(dirty, "ring") ? NULL : "--vcpu"),
+			0);
 		bps = svc_json_num(out, "bytes_per_second");
 		if (!strcmp(dirty, "ring")) {
 			/* vCPUs write disjoint pages: their rates add up. */

@@ -78,7 +78,7 @@ static void test_migrate(void)
 		(char *[]){ "migrate", "mig", "--to", to, "--json", NULL });
 	CU_ASSERT(svc_wait_file(mout, "\"event\":\"progress\"", 10000));
 	/* The metrics mid-migration are valid and show it running. */
-	CU_ASSERT_EQUAL(svc_ctl(&src, &text, "metrics", NULL), 0);
+	CU_ASSERT_EQUAL(svc_ctl(&src, &text, "metrics"), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(
 		text, "ptrack_migration_data_processed_bytes{vm=\"mig\""));
 	free(text);
@@ -92,7 +92,7 @@ static void test_migrate(void)
 		svc_show(src.log);
 		svc_show(dst.log);
 	}
-	CU_ASSERT_EQUAL(svc_ctl(&src, &text, "metrics", NULL), 0);
+	CU_ASSERT_EQUAL(svc_ctl(&src, &text, "metrics"), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(
 		text, "ptrack_migrations_total{result=\"completed\"} 1"));
 	free(text);
@@ -197,7 +197,7 @@ static void test_vmm_disconnect(void)
 	CU_ASSERT_EQUAL(exit_of(svc_wait(mig, 30000)), 1);
 	CU_ASSERT(svc_file_has(mout, "\"state\":\"failed\""));
 	/* The daemon goes on, and forgets the VM. */
-	CU_ASSERT_EQUAL(svc_ctl(&s, &out, "vms", "--json", NULL), 0);
+	CU_ASSERT_EQUAL(svc_ctl(&s, &out, "vms", "--json"), 0);
 	CU_ASSERT_PTR_NULL(strstr(out, "\"gone\""));
 	free(out);
 	CU_ASSERT_EQUAL(svc_stop(&s), 0);

@@ -81,7 +81,7 @@ int main(int argc, char **argv)
 		return CTL_OK;
 	}
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		if (strcmp(argv[1], cmds[i].name))
+		if (strcmp(argv[1], cmds[i].name) != 0)
 			continue;
 		ret = cmds[i].fn(&c, argc - 1, argv + 1);
 		ctl_close(&c);

@@ -70,7 +70,7 @@ int cmd_peer(struct ctl *c, int argc, char **argv)
 		else
 			return usage();
 	}
-	if (argc < 2 || strcmp(argv[1], "listen") || optind != argc - 1)
+	if (argc < 2 || strcmp(argv[1], "listen") != 0 || optind != argc - 1)
 		return usage();
 	p.listen = argv[optind];
 	q.body_case = PTRACK__CONTROL__V1__REQUEST__BODY_PEER_LISTEN;

@@ -13,7 +13,7 @@ int cmd_track(struct ctl *c, int argc, char **argv)
 	int ret;
 
 	if (argc != 3 ||
-	    (strcmp(argv[1], "start") && strcmp(argv[1], "stop"))) {
+	    (strcmp(argv[1], "start") != 0 && strcmp(argv[1], "stop") != 0)) {
 		fprintf(stderr,
 			"usage: ptrackctl track start|stop VM [--json]\n");
 		return CTL_USAGE;

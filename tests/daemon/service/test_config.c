@@ -92,7 +92,8 @@ static void test_errors(void)
 		     "port must be 0..65535");
 	expect_error("[daemon]\ncontrol_socket = run/c.sock\n", 2,
 		     "not an absolute path");
-	expect_error("[daemon]\nnope = 1\n", 2, "unknown key 'nope' in [daemon]");
+	expect_error("[daemon]\nnope = 1\n", 2,
+		     "unknown key 'nope' in [daemon]");
 	expect_error("[bogus]\nx = 1\n", 2, "unknown section [bogus]");
 	expect_error("x = 1\n", 1, "outside any section");
 	expect_error("[migration]\ndowntime_ms = -5\n", 2, "not a number");
@@ -106,10 +107,11 @@ static void test_errors(void)
 	expect_error("[daemon]\nthis line has no equals sign\n", 2,
 		     "syntax error");
 	/* A socket path longer than sun_path. */
-	expect_error("[daemon]\nvmm_socket = /"
-		     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-		     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
-		     2, "longer than");
+	expect_error(
+		"[daemon]\nvmm_socket = /"
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+		2, "longer than");
 }
 
 static void test_missing(void)

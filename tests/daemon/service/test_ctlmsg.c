@@ -120,8 +120,8 @@ static void test_wrong_frames(void)
 	/* A wire-protocol frame type other than the control one. */
 	CU_ASSERT_FATAL(pt_txframe_init(&f) == 0);
 	CU_ASSERT_FATAL(pt_frame_build(&f, PTRACK__V1__MSG_TYPE__MSG_TYPE_ACK,
-				       0, 1, &q.base, NULL, 0,
-				       PT_CTL_FRAME_MAX, &e) == 0);
+				       0, 1, &q.base, NULL, 0, PT_CTL_FRAME_MAX,
+				       &e) == 0);
 	for (int i = 0; i < f.iovcnt; i++) {
 		memcpy(buf + off, f.iov[i].iov_base, f.iov[i].iov_len);
 		off += f.iov[i].iov_len;
