@@ -126,6 +126,22 @@ static void test_groundtruth_ring_full(void)
 	CU_ASSERT(json_num(last, "ring_folds") > 0);
 }
 
+/* The smallest ring KVM takes: many ring-full exits per round. */
+static void test_groundtruth_small_ring(void)
+{
+	const char *args[] = { "--mem",		 "256M",   "--vcpus",  "2",
+			       "--pattern",	 "random", "--dirty",  "ring",
+			       "--ring-entries", "256",	   "--rounds", "5",
+			       "--interval",	 "100",	   "--json",   NULL };
+	char last[4096];
+	int rc = run_vmm(args, last, sizeof(last));
+
+	printf("\n    ring 256: %s\n", last);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_EQUAL(json_num(last, "false_negatives"), 0);
+	CU_ASSERT(json_num(last, "ring_full_exits") > 20);
+}
+
 /* The checker itself must catch a harvest that went missing. */
 static void test_checker_catches_drop(void)
 {
@@ -182,5 +198,6 @@ static void test_cli_errors(void)
 
 PT_SUITE(vmm_groundtruth, PT_TEST(test_groundtruth_bitmap),
 	 PT_TEST(test_groundtruth_ring), PT_TEST(test_groundtruth_ring_full),
+	 PT_TEST(test_groundtruth_small_ring),
 	 PT_TEST(test_checker_catches_drop), PT_TEST(test_patterns),
 	 PT_TEST(test_cli_errors));

@@ -204,8 +204,10 @@ const char *vmm_opts_error(const struct vmm_opts *o)
 	    (!o->hot_pages || o->hot_pages >= work || o->hot_pct > 100))
 		return "--hot-pages must be below the work pages, --hot-pct <= 100";
 	if (o->dirty == VMM_DIRTY_RING &&
-	    (o->ring_entries < 16 || (o->ring_entries & (o->ring_entries - 1))))
-		return "--ring-entries must be a power of 2, at least 16";
+	    (o->ring_entries < 256 ||
+	     (o->ring_entries & (o->ring_entries - 1))))
+		/* KVM wants at least one page of entries. */
+		return "--ring-entries must be a power of 2, at least 256";
 	return NULL;
 }
 
@@ -381,6 +383,27 @@ static void rate_limit(struct vmm_vcpu *v, double t0)
 	nanosleep(&ts, NULL); /* a kick cuts it short: fine */
 }
 
+/*
+ * PVM hosts livelock with rings of <= 4096 entries: the vCPU exits
+ * ring-full forever without running a single store. Fail loudly instead
+ * of spinning (a batch fills a tiny ring a few times at most).
+ */
+static int ring_full_progress(struct vmm_vcpu *v)
+{
+	if (v->stores != v->stores_at_full) {
+		v->stores_at_full = v->stores;
+		v->full_spins = 0;
+		return 0;
+	}
+	if (++v->full_spins < 10000)
+		return 0;
+	fprintf(stderr,
+		"vcpu %d: dirty ring full exits without progress; host dirty "
+		"ring bug? (try --ring-entries 65536)\n",
+		v->id);
+	return -ELOOP;
+}
+
 static int handle_exit(struct vmm_vcpu *v, double t0)
 {
 	struct vmm *vm = v->vm;
@@ -397,6 +420,9 @@ static int handle_exit(struct vmm_vcpu *v, double t0)
 		return 0;
 	case KVM_EXIT_DIRTY_RING_FULL:
 		v->ring_full_exits++;
+		ret = ring_full_progress(v);
+		if (ret)
+			return ret;
 		pthread_mutex_lock(&vm->ring_lock);
 		ret = collect_rings(vm);
 		pthread_mutex_unlock(&vm->ring_lock);

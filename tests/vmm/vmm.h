@@ -74,6 +74,7 @@ struct vmm_vcpu {
 	bool started;
 	uint64_t stores; /* completed guest stores, atomic */
 	uint64_t ring_full_exits;
+	uint64_t stores_at_full, full_spins; /* livelock detection */
 	/* Ring entries collected but not yet harvested; under ring_lock. */
 	uint64_t *pend;
 	size_t npend, cappend;
