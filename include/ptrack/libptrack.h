@@ -34,6 +34,16 @@
  *
  * Errors are negative errno values. -ECONNRESET means ptrackd went away.
  *
+ * Protocol, for VMMs that cannot link this library: a unix SOCK_SEQPACKET
+ * connection carrying one protobuf ptrack.vmm.v1.VmmMsg per packet
+ * (proto/vmm.proto). The VMM sends RegisterVm with SCM_RIGHTS fds (shared
+ * memory memfd, data eventfd, space eventfd, one fd per region) and gets
+ * Registered; then ptrackd sends Request{seq, op} and the VMM answers
+ * Reply{seq, status} when done. Dirty records go through the memfd, a
+ * single-producer ring described in daemon/libptrack/shm.h; the VMM
+ * signals the data eventfd after committing records and waits on the space
+ * eventfd when the ring is full. Records are committed before the Reply.
+ *
  * Example, a VMM with one memslot backed by a memfd:
  * @code
  *	static int on_harvest(struct ptl_client *c, void *opaque)
