@@ -419,6 +419,14 @@ static void test_units(void)
 		"test -d %s/root/run/ptrack && test -d %s/root/var/lib/ptrack",
 		dir, dir, top, dir, dir, top, dir, dir);
 	CU_ASSERT_EQUAL(sh(cmd), 0);
+	/* The man pages format without a warning. */
+	if (sh("command -v groff >/dev/null") == 0)
+		CU_ASSERT_EQUAL(
+			sh("for m in man/ptrackd.8 man/ptrackctl.8 "
+			   "man/ptrackd.conf.5; do "
+			   "out=$(groff -man -Tutf8 -ww -z $m 2>&1) || exit 1; "
+			   "[ -z \"$out\" ] || { echo \"$out\"; exit 1; }; done"),
+			0);
 	/* The sample configuration is valid. */
 	snprintf(
 		cmd, sizeof(cmd),
