@@ -176,6 +176,105 @@ static void test_peer_restart(void)
 	CU_ASSERT(ok * 3 >= runs * 2);
 }
 
+/* A TCP relay that cuts the first connection after @cut_after bytes
+ * from the source, then relays later connections whole. */
+struct relay {
+	int lfd;
+	char to[64];
+	uint64_t cut_after;
+	int conns, stop;
+	pthread_t th;
+};
+
+/* Relays until either side closes, or the cut; 1 when it cut. */
+static int relay_conn(struct relay *rl, int a, int b, uint64_t cut)
+{
+	struct pollfd p[2] = { { .fd = a, .events = POLLIN },
+			       { .fd = b, .events = POLLIN } };
+	static char buf[65536];
+	uint64_t up = 0;
+	ssize_t n;
+	int i;
+
+	while (!rl->stop && poll(p, 2, 100) >= 0) {
+		for (i = 0; i < 2; i++) {
+			if (!(p[i].revents & (POLLIN | POLLHUP)))
+				continue;
+			n = read(p[i].fd, buf, sizeof(buf));
+			if (n <= 0 || write(p[!i].fd, buf, (size_t)n) != n)
+				return 0;
+			up += i == 0 ? (uint64_t)n : 0;
+			if (cut && up >= cut)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+static void *relay_main(void *arg)
+{
+	struct relay *rl = arg;
+	struct pollfd p = { .fd = rl->lfd, .events = POLLIN };
+	int a, b;
+
+	while (!rl->stop) {
+		if (poll(&p, 1, 100) != 1)
+			continue;
+		a = accept(rl->lfd, NULL, NULL);
+		b = pt_tcp_connect(rl->to, 1000);
+		if (a >= 0 && b >= 0) {
+			rl->conns++;
+			relay_conn(rl, a, b,
+				   rl->conns == 1 ? rl->cut_after : 0);
+		}
+		if (a >= 0)
+			close(a);
+		if (b >= 0)
+			close(b);
+	}
+	return NULL;
+}
+
+/* The connection drops mid-round while the peer lives on: the source
+ * reconnects, resumes after the last acked frame, and the result is
+ * identical. */
+static void test_tcp_drop_resume(void)
+{
+	struct msrc_opts mo = { .size = 32 * MIB, .writers = 2, .rate = 10000 };
+	struct pt_source_opts so = { .window = 16 };
+	struct relay rl = { .cut_after = 5 * MIB };
+	struct pt_source_result res;
+	char dir[PATH_MAX], via[64], path[PATH_MAX + 32];
+	const uint8_t *mem;
+	uint64_t size;
+	int port = eu_free_port(), rport = eu_free_port(), rc;
+	struct msrc *m;
+	pid_t peer;
+
+	eu_tmpdir(dir, sizeof(dir));
+	snprintf(rl.to, sizeof(rl.to), "127.0.0.1:%d", port);
+	snprintf(via, sizeof(via), "127.0.0.1:%d", rport);
+	rl.lfd = pt_tcp_listen(via);
+	CU_ASSERT_FATAL(rl.lfd >= 0);
+	pthread_create(&rl.th, NULL, relay_main, &rl);
+	peer = eu_start_peer(dir, port, NULL);
+	CU_ASSERT_FATAL(msrc_create(&m, &mo) == 0);
+	so.to = via;
+	rc = pt_migrate(msrc_source(m), &so, &res);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_EQUAL(res.reconnects, 1);
+	CU_ASSERT(res.retransmitted < 16);
+	CU_ASSERT_EQUAL(eu_wait(peer, 10000), 0);
+	mem = msrc_mem(m, &size);
+	snprintf(path, sizeof(path), "%s/dest/dest.mem", dir);
+	CU_ASSERT_EQUAL(eu_compare(path, mem, size), 0);
+	rl.stop = 1;
+	pthread_join(rl.th, NULL);
+	close(rl.lfd);
+	msrc_destroy(m);
+	eu_rmdir(dir);
+}
+
 /* The cap holds on average, and a capped run still converges. */
 static void test_bandwidth_cap(void)
 {
@@ -387,9 +486,9 @@ static void test_rogue_source_no_hello(void)
 }
 
 PT_SUITE(engine, PT_TEST(test_bitmap_identical), PT_TEST(test_ring_identical),
-	 PT_TEST(test_peer_restart), PT_TEST(test_bandwidth_cap),
-	 PT_TEST(test_no_space), PT_TEST(test_no_convergence),
-	 PT_TEST(test_rogue_peer_garbage), PT_TEST(test_rogue_peer_bad_ack),
-	 PT_TEST(test_rogue_source_bad_crc),
+	 PT_TEST(test_peer_restart), PT_TEST(test_tcp_drop_resume),
+	 PT_TEST(test_bandwidth_cap), PT_TEST(test_no_space),
+	 PT_TEST(test_no_convergence), PT_TEST(test_rogue_peer_garbage),
+	 PT_TEST(test_rogue_peer_bad_ack), PT_TEST(test_rogue_source_bad_crc),
 	 PT_TEST(test_rogue_source_no_hello),
 	 PT_TEST(test_rogue_source_bad_payload));
