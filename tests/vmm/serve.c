@@ -49,6 +49,9 @@ static int on_harvest(struct ptl_client *c, void *opaque)
 	struct serve *s = opaque;
 	int ret = vmm_harvest(s->vm, &s->h);
 
+	/* A failed vCPU stops writing: tell ptrackd rather than converge. */
+	if (!ret)
+		ret = s->vm->error;
 	if (ret)
 		return ret;
 	s->harvests++;
