@@ -51,7 +51,7 @@ static int on_harvest(struct ptl_client *c, void *opaque)
 
 	/* A failed vCPU stops writing: tell ptrackd rather than converge. */
 	if (!ret)
-		ret = s->vm->error;
+		ret = __atomic_load_n(&s->vm->error, __ATOMIC_RELAXED);
 	if (ret)
 		return ret;
 	s->harvests++;
