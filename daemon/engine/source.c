@@ -948,12 +948,14 @@ static int harvest(struct src *s)
 
 static int pause_guest(struct src *s)
 {
-	int r = s->ds->ops->pause(s->ds);
+	int r;
 
+	/* Set first: a pause that fails half way is undone by a resume. */
+	s->paused = 1;
+	r = s->ds->ops->pause(s->ds);
 	if (r)
 		return fail(s, E(INTERNAL), -r, "cannot pause the guest: %s",
 			    strerror(-r));
-	s->paused = 1;
 	return harvest(s);
 }
 
@@ -1165,11 +1167,16 @@ static int run(struct src *s)
 		return fail(s, E(INTERNAL), -r, "cannot start tracking: %s",
 			    strerror(-r));
 	r = round0(s);
-	for (s->round = 1; !r && !done; s->round++)
+	/* s->round stays the final round's number: Complete is rebuilt
+	 * from it if it has to be resent. */
+	for (s->round = 1; !r; s->round++) {
 		r = iterate(s, &done, &t_pause);
+		if (done)
+			break;
+	}
 	if (!r)
 		r = complete(s);
-	s->res->rounds = s->round;
+	s->res->rounds = s->round + 1;
 	if (!r)
 		s->res->downtime_ms = (now_ns() - t_pause) / 1000000;
 	return r;
@@ -1180,7 +1187,7 @@ int pt_migrate(struct pt_dirty_source *ds, const struct pt_source_opts *opts,
 {
 	struct pt_source_opts o = *opts;
 	struct src s = { .o = &o, .res = res, .ds = ds, .fd = -1 };
-	int r;
+	int r, r2;
 
 	memset(res, 0, sizeof(*res));
 	/* A peer that hangs up must not kill the daemon with SIGPIPE. */
@@ -1201,8 +1208,13 @@ int pt_migrate(struct pt_dirty_source *ds, const struct pt_source_opts *opts,
 	if (r) {
 		send_error(&s, res->code ? res->code : E(INTERNAL), res->err);
 		/* Whatever went wrong, the guest keeps running here. */
-		if (s.paused)
-			ds->ops->resume(ds);
+		if (s.paused && (r2 = ds->ops->resume(ds))) {
+			size_t n = strlen(res->err);
+
+			snprintf(res->err + n, sizeof(res->err) - n,
+				 "; and resuming the guest failed: %s",
+				 strerror(-r2));
+		}
 	}
 	res->total_ms = (now_ns() - s.t_start) / 1000000;
 	teardown(&s);
