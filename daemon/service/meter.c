@@ -229,12 +229,14 @@ static uint64_t popcount(const uint64_t *b, uint64_t npages)
 	return n;
 }
 
-void pt_meter_take(struct pt_meter *m, struct pt_window *w, uint64_t now_ns,
-		   int restart, uint64_t *pages, uint64_t *vcpu_pages)
+uint64_t pt_meter_take(struct pt_meter *m, struct pt_window *w, uint64_t now_ns,
+		       int restart, uint64_t *pages, uint64_t *vcpu_pages)
 {
 	size_t bytes = (m->npages + 63) / 64 * 8;
+	uint64_t len;
 
 	pthread_mutex_lock(&m->lock);
+	len = now_ns > w->t0_ns ? now_ns - w->t0_ns : 0;
 	*pages = popcount(w->bits, m->npages);
 	for (unsigned int i = 0; vcpu_pages && i < m->vcpus; i++)
 		vcpu_pages[i] = w->vbits ? popcount(w->vbits[i], m->npages) : 0;
@@ -251,6 +253,7 @@ void pt_meter_take(struct pt_meter *m, struct pt_window *w, uint64_t now_ns,
 	pthread_mutex_unlock(&m->lock);
 	if (!restart)
 		window_free(m, w);
+	return len;
 }
 
 void pt_meter_harvest_time(struct pt_meter *m, double s)

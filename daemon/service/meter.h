@@ -50,9 +50,10 @@ void pt_meter_release(struct pt_meter *m);
 int pt_meter_open(struct pt_meter *m, struct pt_window **out);
 
 /* Distinct pages in @w and per vCPU (@vcpu_pages may be NULL), then
- * restarts the window at @now_ns when @restart, else frees it. */
-void pt_meter_take(struct pt_meter *m, struct pt_window *w, uint64_t now_ns,
-		   int restart, uint64_t *pages, uint64_t *vcpu_pages);
+ * restarts the window at @now_ns when @restart, else frees it. Returns
+ * the window's length up to @now_ns in ns (0 when @now_ns is 0). */
+uint64_t pt_meter_take(struct pt_meter *m, struct pt_window *w, uint64_t now_ns,
+		       int restart, uint64_t *pages, uint64_t *vcpu_pages);
 
 /* Records one harvest's duration. */
 void pt_meter_harvest_time(struct pt_meter *m, double seconds);

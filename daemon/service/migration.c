@@ -72,6 +72,26 @@ static int px_start(struct pt_dirty_source *p)
 	return real(p)->ops->start(real(p));
 }
 
+/* The rate while migrating: what this harvest found over the time since
+ * the previous one (the loop must not cut the window meanwhile). */
+static void mig_rate(struct pt_migration *m, uint64_t now)
+{
+	struct pt_vm *vm = m->vm;
+	uint64_t pages, len;
+	double dt;
+
+	len = pt_meter_take(&vm->meter, vm->sample, now, 1, &pages, m->vpages);
+	dt = (double)len / 1e9;
+	if (dt <= 0)
+		return;
+	pthread_mutex_lock(&m->lock);
+	m->rate = (double)pages * vm->meter.page_size / dt;
+	for (unsigned int i = 0; i < vm->meter.vcpus; i++)
+		m->vcpu_rate[i] =
+			(double)m->vpages[i] * vm->meter.page_size / dt;
+	pthread_mutex_unlock(&m->lock);
+}
+
 static int px_harvest(struct pt_dirty_source *p, struct pt_dirty_sink *sink)
 {
 	struct pt_migration *m = PROXY_MIG(p);
@@ -83,6 +103,8 @@ static int px_harvest(struct pt_dirty_source *p, struct pt_dirty_sink *sink)
 		return -ECANCELED;
 	ret = real(p)->ops->harvest(real(p), &t.sink);
 	pt_meter_harvest_time(&m->vm->meter, (double)(pt_now_ns() - t0) / 1e9);
+	if (!ret)
+		mig_rate(m, (t0 + pt_now_ns()) / 2);
 	return ret;
 }
 
@@ -241,6 +263,8 @@ void pt_migration_free(struct pt_migration *m)
 	if (m->efd >= 0)
 		close(m->efd);
 	pthread_mutex_destroy(&m->lock);
+	free(m->vcpu_rate);
+	free(m->vpages);
 	free(m);
 }
 
@@ -254,6 +278,14 @@ mig_new(struct pt_service *s, struct pt_vm *vm,
 		return NULL;
 	m->svc = s;
 	m->vm = vm;
+	m->vcpu_rate = calloc(vm->src->vcpus + 1, sizeof(*m->vcpu_rate));
+	m->vpages = calloc(vm->src->vcpus + 1, sizeof(*m->vpages));
+	if (!m->vcpu_rate || !m->vpages) {
+		free(m->vcpu_rate);
+		free(m->vpages);
+		free(m);
+		return NULL;
+	}
 	m->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pthread_mutex_init(&m->lock, NULL);
 	m->proxy = *vm->src;

@@ -41,6 +41,9 @@ struct pt_migration {
 	atomic_int cancel;
 	pthread_mutex_t lock;
 	struct pt_mig_progress prog; /* latest, under lock */
+	double rate; /* dirty bytes/s between the last two harvests */
+	double *vcpu_rate; /* per vCPU, under lock */
+	uint64_t *vpages; /* scratch for the migration thread */
 	uint64_t prog_seq, prog_sent;
 	int done, ret;
 	const char *state; /* active, completed, failed, cancelled */

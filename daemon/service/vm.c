@@ -133,7 +133,16 @@ static void sample_vm(struct pt_vm *vm)
 
 	if (!vm->sample || vm->gone || (!vm->tracked && !migrating(vm)))
 		return;
-	if (!migrating(vm) && pt_vm_harvest(vm))
+	if (migrating(vm)) {
+		/* The migration's harvests set the rate; see mig_rate(). */
+		pthread_mutex_lock(&vm->mig->lock);
+		vm->rate = vm->mig->rate;
+		for (unsigned int i = 0; i < vm->meter.vcpus; i++)
+			vm->vcpu_rate[i] = vm->mig->vcpu_rate[i];
+		pthread_mutex_unlock(&vm->mig->lock);
+		return;
+	}
+	if (pt_vm_harvest(vm))
 		return;
 	now = pt_now_ns();
 	dt = (double)(now - vm->sample->t0_ns) / 1e9;

@@ -16,6 +16,7 @@
 #define BAR 30
 
 struct view {
+	const char *to;
 	int tty;
 	uint64_t max_remaining;
 };
@@ -110,6 +111,10 @@ static int follow(struct ctl *c, struct view *v)
 		}
 		if (c->json)
 			progress_json(r->progress, r);
+		else if (!r->final && !r->progress->transferred &&
+			 !r->progress->remaining)
+			printf("migration %" PRIu64 " to %s started\n",
+			       r->progress->migration_id, v->to);
 		else if (r->final)
 			result(v, r);
 		else if (v->tty)
@@ -183,6 +188,7 @@ int cmd_migrate(struct ctl *c, int argc, char **argv)
 
 	if (parse(argc, argv, &m))
 		return usage();
+	v.to = m.to;
 	q.body_case = PTRACK__CONTROL__V1__REQUEST__BODY_MIGRATE;
 	q.migrate = &m;
 	ret = ctl_send(c, &q);
