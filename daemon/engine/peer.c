@@ -335,6 +335,7 @@ static int on_hello(struct peer *p, const struct pt_frame *f, struct pt_msg *m)
 				  "Hello with seq %" PRIu64 ", expected 1",
 				  m->seq);
 	p->have_session = 0;
+	p->res->resumed = 0; /* a new session replaces any restored one */
 	r = setup_session(p, f->msg, f->hdr.msg_len, 1);
 	if (r == -ENOSPC || r == -EDQUOT || r == -EFBIG)
 		return send_error(p, E(NO_SPACE), ENOSPC,

@@ -1011,10 +1011,11 @@ static int complete(struct src *s)
 
 /* Sends Hello and waits for the peer's; 0, a connection error or a
  * failure. */
-static int hello_once(struct src *s)
+static int hello_once(struct src *s, int *connected)
 {
 	int r = connect_peer(s);
 
+	*connected = !r;
 	if (r)
 		return r;
 	s->acked = 0;
@@ -1038,14 +1039,16 @@ static int hello_once(struct src *s)
 static int handshake(struct src *s)
 {
 	uint64_t deadline = now_ns() + s->o->reconnect_ms * 1000000ull;
-	int r;
+	int r, connected;
 
 	s->recs[1 % s->window].kind = REC_HELLO;
 	s->next_seq = 2;
 	for (;;) {
-		r = hello_once(s);
+		r = hello_once(s, &connected);
 		if (!r || !is_conn_error(r) || now_ns() >= deadline)
 			break;
+		/* Not counted: a peer that is not listening yet. */
+		s->res->reconnects += connected;
 		disconnect(s);
 		usleep(100000);
 	}

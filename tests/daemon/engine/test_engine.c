@@ -215,13 +215,16 @@ static void *relay_main(void *arg)
 {
 	struct relay *rl = arg;
 	struct pollfd p = { .fd = rl->lfd, .events = POLLIN };
-	int a, b;
+	int a, b, i;
 
 	while (!rl->stop) {
 		if (poll(&p, 1, 100) != 1)
 			continue;
 		a = accept(rl->lfd, NULL, NULL);
-		b = pt_tcp_connect(rl->to, 1000);
+		/* The peer may still be starting. */
+		for (i = 0; (b = pt_tcp_connect(rl->to, 1000)) < 0 && i < 100;
+		     i++)
+			usleep(50000);
 		if (a >= 0 && b >= 0) {
 			rl->conns++;
 			relay_conn(rl, a, b,
