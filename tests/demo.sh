@@ -5,14 +5,14 @@
 # byte, to the paused source. Exit status 0 only when it is.
 #
 # Environment: DEMO_MEM (256M), DEMO_VCPUS (2), DEMO_DIRTY (bitmap|ring),
-# DEMO_RATE (guest pages/s, 0 = as fast as the guest runs).
+# DEMO_RATE (guest pages/s, default 50000; 0 = as fast as the guest runs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 mem=${DEMO_MEM:-256M}
 vcpus=${DEMO_VCPUS:-2}
 dirty=${DEMO_DIRTY:-bitmap}
-rate=${DEMO_RATE:-0}
+rate=${DEMO_RATE:-50000}
 bin=build/normal/bin
 
 die() {

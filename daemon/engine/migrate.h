@@ -64,6 +64,9 @@ struct pt_source_result {
 	uint64_t session_id;
 	uint64_t rounds; /* including round 0 and the final round */
 	uint64_t total_ms, downtime_ms; /* downtime: pause to Complete acked */
+	/* Parts of the downtime: pausing the vCPUs and the final harvest;
+	 * Complete's checksums and their Ack. */
+	uint64_t pause_ms, complete_ms;
 	uint64_t bytes; /* on the wire, retransmissions included */
 	uint64_t pages_sent, zero_pages, round0_ns, round0_bytes;
 	uint64_t reconnects, retransmitted;

@@ -976,6 +976,7 @@ static int iterate(struct src *s, int *done, uint64_t *t_pause)
 		r = pause_guest(s);
 		if (r)
 			return r;
+		s->res->pause_ms = (now_ns() - *t_pause) / 1000000;
 		dirty = count_dirty(s, &bytes);
 	} else {
 		elapsed = (now_ns() - s->t_start) / 1000000;
@@ -1004,9 +1005,13 @@ static int iterate(struct src *s, int *done, uint64_t *t_pause)
 static int complete(struct src *s)
 {
 	struct rec c = { .kind = REC_COMPLETE };
+	uint64_t t0 = now_ns();
 	int r = emit(s, &c);
 
-	return r ? r : wait_acked(s, 0);
+	if (!r)
+		r = wait_acked(s, 0);
+	s->res->complete_ms = (now_ns() - t0) / 1000000;
+	return r;
 }
 
 /* Sends Hello and waits for the peer's; 0, a connection error or a

@@ -139,6 +139,10 @@ static int migrate(struct src_cli *c, struct pt_dirty_source *s)
 	       res.rounds, res.total_ms, res.downtime_ms,
 	       (double)res.bytes / 1e6, res.pages_sent, res.zero_pages,
 	       res.reconnects);
+	printf("downtime: %" PRIu64 " ms pause and final harvest, %" PRIu64
+	       " ms final round, %" PRIu64 " ms checksums and Complete\n",
+	       res.pause_ms, res.downtime_ms - res.pause_ms - res.complete_ms,
+	       res.complete_ms);
 	if (c->dump) {
 		r = dump_memory(s, c->dump);
 		if (r) {
