@@ -65,6 +65,8 @@ static inline int svc_can_connect(const char *path)
 	return ok;
 }
 
+static inline void svc_show(const char *path);
+
 /* Spawns @argv with stdout+stderr to @log and extra environment @env
  * (NULL-terminated "K=V" strings, may be NULL). */
 static inline pid_t svc_spawn(const char *log, char *const argv[],
@@ -118,10 +120,12 @@ static inline int svc_start_env(struct svc *s, const char *const *extra,
 			return 0;
 		if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
 			s->pid = 0;
+			svc_show(s->log);
 			return -ECHILD;
 		}
 		usleep(20000);
 	}
+	svc_show(s->log);
 	return -ETIMEDOUT;
 }
 
