@@ -206,5 +206,74 @@ static void test_vmm_disconnect(void)
 	svc_cleanup(&s);
 }
 
+/* One migration of a fresh guest named @name; ptrackctl's output (a TTY
+ * through script(1) when @tty) lands in @out. Returns ptrackctl's exit. */
+static int migrate_once(struct svc *src, struct svc *dst, const char *name,
+			int tty, const char *out)
+{
+	const char *vargs[] = { "--mem", "64M", "--rate", "2000", NULL };
+	char to[64], mem[200], pout[200], cmd[1024];
+	pid_t vmm, peer;
+	int ret;
+
+	snprintf(to, sizeof(to), "127.0.0.1:%d", free_port());
+	snprintf(mem, sizeof(mem), "%s/%s.mem", dst->dir, name);
+	snprintf(pout, sizeof(pout), "%s/%s.peer", dst->dir, name);
+	peer = ctl_bg(
+		dst, pout,
+		(char *[]){ "peer", "listen", to, "--mem-file", mem, NULL });
+	if (!svc_wait_file(pout, "listening", 5000))
+		return -1;
+	vmm = svc_vmm(src, name, vargs);
+	if (vmm <= 0)
+		return -1;
+	if (tty)
+		snprintf(cmd, sizeof(cmd),
+			 "script -qec '%s/ptrackctl --socket %s migrate %s "
+			 "--to %s' %s >/dev/null",
+			 pt_test_bindir(), src->ctl, name, to, out);
+	else
+		snprintf(cmd, sizeof(cmd),
+			 "%s/ptrackctl --socket %s migrate %s --to %s > %s",
+			 pt_test_bindir(), src->ctl, name, to, out);
+	ret = system(cmd);
+	svc_wait(peer, 10000);
+	svc_wait(vmm, 10000);
+	return WIFEXITED(ret) ? WEXITSTATUS(ret) : -1;
+}
+
+static void test_migrate_tty_and_plain(void)
+{
+	char out[200];
+	struct svc src, dst;
+
+	if (!svc_have_kvm() || system("command -v script >/dev/null")) {
+		fprintf(stderr, "\n  skipped: no /dev/kvm or script(1)\n");
+		return;
+	}
+	CU_ASSERT_FATAL(svc_mkdir(&src) == 0 && svc_mkdir(&dst) == 0);
+	CU_ASSERT_FATAL(svc_start(&src, NULL) == 0);
+	CU_ASSERT_FATAL(svc_start(&dst, NULL) == 0);
+	/* On a terminal: the bar, redrawn in place. */
+	snprintf(out, sizeof(out), "%s/tty.out", src.dir);
+	CU_ASSERT_EQUAL(migrate_once(&src, &dst, "t1", 1, out), 0);
+	CU_ASSERT(svc_file_has(out, "\r\033[K["));
+	CU_ASSERT(svc_file_has(out, "expected downtime"));
+	CU_ASSERT(svc_file_has(out, "migration 1 completed"));
+	/* Not a terminal: one plain line per round, no escapes. */
+	snprintf(out, sizeof(out), "%s/plain.out", src.dir);
+	CU_ASSERT_EQUAL(migrate_once(&src, &dst, "t2", 0, out), 0);
+	CU_ASSERT(svc_file_has(out, "round 1: dirty "));
+	CU_ASSERT(svc_file_has(out, "migration 2 completed"));
+	CU_ASSERT_FALSE(svc_file_has(out, "\033["));
+	if (!svc_file_has(out, "migration 2 completed"))
+		svc_show(out);
+	CU_ASSERT_EQUAL(svc_stop(&src), 0);
+	CU_ASSERT_EQUAL(svc_stop(&dst), 0);
+	svc_cleanup(&src);
+	svc_cleanup(&dst);
+}
+
 PT_SUITE(service_migrate, PT_TEST(test_migrate),
+	 PT_TEST(test_migrate_tty_and_plain),
 	 PT_TEST(test_sigterm_mid_migration), PT_TEST(test_vmm_disconnect));
