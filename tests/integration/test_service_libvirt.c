@@ -191,4 +191,65 @@ static void test_libvirt_absent(void)
 	svc_cleanup(&s);
 }
 
-PT_SUITE(service_libvirt, PT_TEST(test_libvirt), PT_TEST(test_libvirt_absent));
+/*
+ * Mapping by QEMU PID: libvirt's QEMU driver keeps <pid_dir>/<domain>.pid.
+ * The test driver has no QEMU, so the test writes that file for domain
+ * "test" with the PID of a VMM registered under another name.
+ */
+static void test_libvirt_pid_map(void)
+{
+	const char *vargs[] = { "--mem", "32M", "--rate", "100", NULL };
+	char piddir[128], pidfile[160], set[200];
+	const char *extra[] = { "--libvirt-uri", NULL, "--set", set, NULL };
+	struct lvd l;
+	struct svc s;
+	char *out = NULL;
+	pid_t vmm;
+	FILE *f;
+
+	if (access("/usr/sbin/libvirtd", X_OK) || !svc_have_kvm()) {
+		fprintf(stderr, "\n  skipped: no libvirtd or no /dev/kvm\n");
+		return;
+	}
+	CU_ASSERT_FATAL(lvd_init(&l) == 0);
+	CU_ASSERT_FATAL(svc_mkdir(&s) == 0);
+	snprintf(piddir, sizeof(piddir), "%s/qemu", l.dir);
+	mkdir(piddir, 0755);
+	snprintf(set, sizeof(set), "libvirt.pid_dir=%s", piddir);
+	extra[1] = l.uri;
+	CU_ASSERT_FATAL(svc_start(&s, extra) == 0);
+	CU_ASSERT(wait_connected(&s, 1, 5000));
+	vmm = svc_vmm(&s, "by-pid", vargs);
+	CU_ASSERT_FATAL(vmm > 0);
+	/* Not mapped by name: "by-pid" is no domain. */
+	CU_ASSERT_EQUAL(svc_ctl(&s, &out, "vms", "--json"), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"domain\":\"\""));
+	free(out);
+	snprintf(pidfile, sizeof(pidfile), "%s/test.pid", piddir);
+	f = fopen(pidfile, "w");
+	CU_ASSERT_FATAL(f != NULL);
+	fprintf(f, "%d\n", (int)vmm);
+	fclose(f);
+	/* A lifecycle event makes ptrackd look again. */
+	CU_ASSERT_EQUAL(bounce(l.uri), 0);
+	CU_ASSERT(
+		svc_wait_file(s.log, "mapped to libvirt domain 'test'", 5000));
+	CU_ASSERT_EQUAL(svc_ctl(&s, &out, "vms", "--json"), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"domain\":\"test\""));
+	free(out);
+	/* Metrics carry the domain's name. */
+	CU_ASSERT_EQUAL(svc_ctl(&s, &out, "metrics"), 0);
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(out, "ptrack_vm_memory_bytes{vm=\"test\""));
+	free(out);
+	kill(vmm, SIGTERM);
+	svc_wait(vmm, 5000);
+	CU_ASSERT_EQUAL(svc_stop(&s), 0);
+	lvd_kill(&l);
+	svc_cleanup(&s);
+	snprintf(set, sizeof(set), "rm -rf '%s'", l.dir);
+	CU_ASSERT(system(set) == 0);
+}
+
+PT_SUITE(service_libvirt, PT_TEST(test_libvirt), PT_TEST(test_libvirt_pid_map),
+	 PT_TEST(test_libvirt_absent));
