@@ -12,6 +12,10 @@
 
 #include <asm/page_tracking.h>
 
+#if !IS_ENABLED(CONFIG_KVM_ARM_PAGE_TRACKING)
+#error "the PTA driver needs a kernel with CONFIG_KVM_ARM_PAGE_TRACKING"
+#endif
+
 #include "pta_core.h"
 #include "pta_hw.h"
 

@@ -32,6 +32,11 @@ static unsigned int ring_order = 16;
 module_param(ring_order, uint, 0444);
 MODULE_PARM_DESC(ring_order, "log2 of the number of ring entries (default 16)");
 
+static bool fill_irq = true;
+module_param(fill_irq, bool, 0444);
+MODULE_PARM_DESC(fill_irq,
+		 "drain on the half-full interrupt (default on; off forces overflows in tests)");
+
 /* Protects pta_the_dev and its core; see pta.h. */
 DEFINE_MUTEX(pta_lock);
 struct pta_dev *pta_the_dev;
@@ -350,7 +355,7 @@ static int pta_probe(struct platform_device *pdev)
 		return dev_err_probe(dev, ret, "cannot request IRQ\n");
 
 	ret = pta_hw_start(&pd->hw, pd->ring_dma, pd->ring_log2,
-			   1U << (pd->ring_log2 - 1));
+			   fill_irq ? 1U << (pd->ring_log2 - 1) : 0);
 	if (ret) {
 		dev_err(dev, "device did not start, status %#x\n",
 			pta_hw_status(&pd->hw));
