@@ -8,6 +8,11 @@
  *   pta_check netlink   the "ptrack" genl family answers GET_DEVICE with a
  *                       v1 device and a tracker dump (raw netlink)
  *   pta_check unload    the module can be removed (no live trackers)
+ *   pta_check kvm-tracker
+ *                       a VM with the capability enabled and a dirty-logged
+ *                       memslot gets a tracker, listed by the dump with our
+ *                       pid; a subscriber can read it; rmmod is refused
+ *                       while it lives; closing the VM releases it
  *
  * Exit status 0 means the check passed; every failure prints why.
  */
@@ -19,15 +24,15 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/kvm.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../../include/uapi/linux/ptrack.h"
 
-#define KVMIO 0xAE
-#define KVM_CHECK_EXTENSION _IO(KVMIO, 0x03)
 #ifndef KVM_CAP_ARM_PAGE_TRACKING_DEVICE
 #define KVM_CAP_ARM_PAGE_TRACKING_DEVICE 239
 #endif
@@ -87,8 +92,9 @@ static void put_attr(struct req *r, uint16_t type, const void *data,
 	r->n.nlmsg_len = NLMSG_ALIGN(r->n.nlmsg_len) + NLA_ALIGN(a->nla_len);
 }
 
-static int transact(int fd, uint16_t type, uint8_t cmd, uint16_t flags,
-		    const char *family_name, char *reply, size_t size)
+static int transact_id(int fd, uint16_t type, uint8_t cmd, uint16_t flags,
+		       const char *family_name, uint32_t tracker, char *reply,
+		       size_t size)
 {
 	struct req r;
 	ssize_t n;
@@ -103,12 +109,20 @@ static int transact(int fd, uint16_t type, uint8_t cmd, uint16_t flags,
 	if (family_name)
 		put_attr(&r, CTRL_ATTR_FAMILY_NAME, family_name,
 			 strlen(family_name) + 1);
+	if (tracker)
+		put_attr(&r, PTRACK_A_TRACKER_ID, &tracker, sizeof(tracker));
 	if (send(fd, &r, r.n.nlmsg_len, 0) < 0)
 		return -errno;
 	n = recv(fd, reply, size, 0);
 	if (n < 0)
 		return -errno;
 	return (int)n;
+}
+
+static int transact(int fd, uint16_t type, uint8_t cmd, uint16_t flags,
+		    const char *family_name, char *reply, size_t size)
+{
+	return transact_id(fd, type, cmd, flags, family_name, 0, reply, size);
 }
 
 /* Finds attribute @type in the genl message @nlh. */
@@ -128,29 +142,90 @@ static struct nlattr *find_attr(struct nlmsghdr *nlh, uint16_t type)
 	return NULL;
 }
 
-static int check_netlink(void)
+static char reply[16384];
+
+/* Opens a genl socket and resolves the ptrack family; -1 on failure. */
+static int open_family(uint16_t *family)
 {
-	static char reply[16384];
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
 	struct nlmsghdr *nlh = (struct nlmsghdr *)reply;
 	struct nlattr *a;
-	uint16_t family;
-	uint32_t version;
-	int fd, n, trackers = 0;
+	int fd, n;
 
 	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
 		printf("pta_check: netlink socket: %s\n", strerror(errno));
-		return 1;
+		return -1;
 	}
 	n = transact(fd, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 0, PTRACK_GENL_NAME,
 		     reply, sizeof(reply));
 	if (n < 0 || nlh->nlmsg_type == NLMSG_ERROR ||
 	    !(a = find_attr(nlh, CTRL_ATTR_FAMILY_ID))) {
 		printf("pta_check: family %s not found\n", PTRACK_GENL_NAME);
-		return 1;
+		close(fd);
+		return -1;
 	}
-	memcpy(&family, (char *)a + NLA_HDRLEN, sizeof(family));
+	memcpy(family, (char *)a + NLA_HDRLEN, sizeof(*family));
+	return fd;
+}
+
+static uint32_t attr_u32(struct nlmsghdr *nlh, uint16_t type)
+{
+	struct nlattr *a = find_attr(nlh, type);
+	uint32_t v = 0;
+
+	if (a)
+		memcpy(&v, (char *)a + NLA_HDRLEN, sizeof(v));
+	return v;
+}
+
+/*
+ * Dumps the trackers; returns how many, or -1. *@mine gets the id of one
+ * owned by process @pid (0 if none).
+ */
+static int dump_trackers(int fd, uint16_t family, uint32_t pid, uint32_t *mine)
+{
+	struct nlmsghdr *nlh;
+	int n, trackers = 0;
+
+	*mine = 0;
+	n = transact(fd, family, PTRACK_CMD_GET_TRACKER, NLM_F_DUMP, NULL,
+		     reply, sizeof(reply));
+	for (;;) {
+		if (n <= 0) {
+			printf("pta_check: dump failed: %d\n", n);
+			return -1;
+		}
+		for (nlh = (struct nlmsghdr *)reply; NLMSG_OK(nlh, n);
+		     nlh = NLMSG_NEXT(nlh, n)) {
+			if (nlh->nlmsg_type == NLMSG_DONE)
+				return trackers;
+			if (nlh->nlmsg_type == NLMSG_ERROR)
+				return -1;
+			trackers++;
+			printf("pta_check: tracker id %u vmid %u pid %u pages %u\n",
+			       attr_u32(nlh, PTRACK_A_TRACKER_ID),
+			       attr_u32(nlh, PTRACK_A_TRACKER_VMID),
+			       attr_u32(nlh, PTRACK_A_TRACKER_PID),
+			       attr_u32(nlh, PTRACK_A_TRACKER_PAGES));
+			if (attr_u32(nlh, PTRACK_A_TRACKER_PID) == pid)
+				*mine = attr_u32(nlh, PTRACK_A_TRACKER_ID);
+		}
+		n = recv(fd, reply, sizeof(reply), 0);
+	}
+}
+
+static int check_netlink(void)
+{
+	struct nlmsghdr *nlh = (struct nlmsghdr *)reply;
+	struct nlattr *a;
+	uint16_t family;
+	uint32_t version, mine;
+	int fd, n;
+
+	fd = open_family(&family);
+	if (fd < 0)
+		return 1;
 	n = transact(fd, family, PTRACK_CMD_GET_DEVICE, 0, NULL, reply,
 		     sizeof(reply));
 	if (n < 0 || nlh->nlmsg_type != family ||
@@ -164,27 +239,95 @@ static int check_netlink(void)
 	       a ? (char *)a + NLA_HDRLEN : "?", version);
 	if (version >> 16 != 1)
 		return 1;
-	/* A dump of the trackers ends with NLMSG_DONE. */
-	n = transact(fd, family, PTRACK_CMD_GET_TRACKER, NLM_F_DUMP, NULL,
-		     reply, sizeof(reply));
-	for (;;) {
-		if (n <= 0) {
-			printf("pta_check: dump failed: %d\n", n);
-			return 1;
-		}
-		for (nlh = (struct nlmsghdr *)reply; NLMSG_OK(nlh, n);
-		     nlh = NLMSG_NEXT(nlh, n)) {
-			if (nlh->nlmsg_type == NLMSG_DONE) {
-				printf("pta_check: %d trackers\n", trackers);
-				close(fd);
-				return 0;
-			}
-			if (nlh->nlmsg_type == NLMSG_ERROR)
-				return 1;
-			trackers++;
-		}
-		n = recv(fd, reply, sizeof(reply), 0);
+	n = dump_trackers(fd, family, 0, &mine);
+	close(fd);
+	printf("pta_check: %d trackers\n", n);
+	return n < 0;
+}
+
+/* The kernel's answer (ACK or error) to a request without a reply. */
+static int nl_status(int n)
+{
+	struct nlmsghdr *nlh = (struct nlmsghdr *)reply;
+
+	if (n < 0)
+		return n;
+	if (nlh->nlmsg_type != NLMSG_ERROR)
+		return 0;
+	return ((struct nlmsgerr *)NLMSG_DATA(nlh))->error;
+}
+
+static int check_kvm_tracker(void)
+{
+	const size_t size = 2 << 20;
+	struct kvm_enable_cap cap = {
+		.cap = KVM_CAP_ARM_PAGE_TRACKING_DEVICE,
+		.args = { 1 },
+	};
+	struct kvm_userspace_memory_region slot = {
+		.slot = 0,
+		.flags = KVM_MEM_LOG_DIRTY_PAGES,
+		.guest_phys_addr = 0x40000000,
+		.memory_size = size,
+	};
+	int kvm, vm, fd, n, r, trackers;
+	uint32_t mine, pid = (uint32_t)getpid();
+	uint16_t family;
+	void *mem;
+
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	vm = kvm < 0 ? -1 : ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm < 0) {
+		printf("pta_check: KVM_CREATE_VM: %s\n", strerror(errno));
+		return 1;
 	}
+	if (ioctl(vm, KVM_ENABLE_CAP, &cap)) {
+		printf("pta_check: KVM_ENABLE_CAP: %s\n", strerror(errno));
+		return 1;
+	}
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	slot.userspace_addr = (uintptr_t)mem;
+	if (mem == MAP_FAILED || ioctl(vm, KVM_SET_USER_MEMORY_REGION, &slot)) {
+		printf("pta_check: memslot: %s\n", strerror(errno));
+		return 1;
+	}
+	fd = open_family(&family);
+	if (fd < 0)
+		return 1;
+	trackers = dump_trackers(fd, family, pid, &mine);
+	if (trackers < 1 || !mine) {
+		printf("pta_check: no tracker for pid %u\n", pid);
+		return 1;
+	}
+	r = nl_status(transact_id(fd, family, PTRACK_CMD_SUBSCRIBE, NLM_F_ACK,
+				  NULL, mine, reply, sizeof(reply)));
+	if (r) {
+		printf("pta_check: SUBSCRIBE: %s\n", strerror(-r));
+		return 1;
+	}
+	n = transact_id(fd, family, PTRACK_CMD_READ, 0, NULL, mine, reply,
+			sizeof(reply));
+	if (n < 0 || nl_status(n) ||
+	    !find_attr((struct nlmsghdr *)reply, PTRACK_A_PAGES)) {
+		printf("pta_check: READ failed: %d\n", nl_status(n));
+		return 1;
+	}
+	if (!syscall(SYS_delete_module, "ptrack_pta", O_NONBLOCK)) {
+		printf("pta_check: rmmod succeeded with a live tracker\n");
+		return 1;
+	}
+	printf("pta_check: rmmod refused: %s\n", strerror(errno));
+	close(vm);
+	close(kvm);
+	munmap(mem, size);
+	n = dump_trackers(fd, family, pid, &mine);
+	close(fd);
+	if (n != trackers - 1 || mine) {
+		printf("pta_check: tracker not released (%d left)\n", n);
+		return 1;
+	}
+	return 0;
 }
 
 static int check_unload(void)
@@ -206,6 +349,9 @@ int main(int argc, char **argv)
 		return check_netlink();
 	if (argc == 2 && !strcmp(argv[1], "unload"))
 		return check_unload();
-	fprintf(stderr, "usage: pta_check bound|kvm-cap|netlink|unload\n");
+	if (argc == 2 && !strcmp(argv[1], "kvm-tracker"))
+		return check_kvm_tracker();
+	fprintf(stderr,
+		"usage: pta_check bound|kvm-cap|netlink|unload|kvm-tracker\n");
 	return 2;
 }

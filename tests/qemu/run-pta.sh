@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Boots the patched kernel under our QEMU (tests/qemu/build.sh) with the
 # Page Tracking Agent enabled (-machine pta=on), loads the PTA driver and
-# runs tests/qemu/scenarios/pta, in VHE and nVHE mode.
+# runs scenarios from tests/qemu/scenarios/, in VHE and nVHE mode.
 #
-#   tests/qemu/run-pta.sh [vhe|nvhe]...      (default: both)
+#   tests/qemu/run-pta.sh [-s SCENARIO]... [vhe|nvhe]...
 #
+# Default scenarios: pta (driver, netlink, rmmod/insmod), and pta-kvm (KVM
+# dirty logging through the PTA with tests/arm64/ptrack_kvm_test, forced
+# overflow) when tests/arm64/ptrack_kvm_test.c exists. Default modes: both.
 # Needs: driver/kernel/build.sh (kernel Image, gen_init_cpio),
 # tests/qemu/build.sh (qemu-system-aarch64), driver/pta/build.sh (module).
 # The boot and the log checks are tests/arm64/run-scenario.sh's.
@@ -16,8 +19,21 @@ QWORK=${PTRACK_QEMU_WORK:-/var/tmp/ptrack-qemu}
 QEMU_DIR=$QWORK/build
 KO=${PTRACK_PTA_BUILD:-/var/tmp/ptrack-pta-build}/src/ptrack-pta.ko
 OUT=$PTRACK_KWORK/pta
+KVMTEST=$here/../arm64/ptrack_kvm_test.c
+scenarios=()
+while getopts "s:" opt; do
+	case $opt in
+	s) scenarios+=("$OPTARG") ;;
+	*) ptrack_die "usage: $0 [-s SCENARIO]... [vhe|nvhe]..." ;;
+	esac
+done
+shift $((OPTIND - 1))
 modes=("$@")
 [ ${#modes[@]} -gt 0 ] || modes=(vhe nvhe)
+if [ ${#scenarios[@]} -eq 0 ]; then
+	scenarios=(pta)
+	[ -f "$KVMTEST" ] && scenarios+=(pta-kvm)
+fi
 
 [ -x "$QEMU_DIR/qemu-system-aarch64" ] || ptrack_die "run tests/qemu/build.sh"
 [ -f "$KO" ] || ptrack_die "run driver/pta/build.sh"
@@ -30,6 +46,12 @@ CC=${PTRACK_CROSS}gcc
 	-o "$OUT/init" "$here/../arm64/init.c"
 "$CC" -static -O2 -Wall -Wextra -Werror -o "$OUT/pta_check" \
 	"$here/pta_check.c"
+extra=""
+if [ -f "$KVMTEST" ]; then
+	"$CC" -static -O2 -Wall -Wextra -Werror -Wno-unused-parameter \
+		-o "$OUT/ptrack_kvm_test" "$KVMTEST" -lpthread
+	extra="file /bin/ptrack_kvm_test $OUT/ptrack_kvm_test 0755 0 0"
+fi
 cat >"$OUT/initramfs.list" <<LIST
 dir /dev 0755 0 0
 nod /dev/console 0600 0 0 c 5 1
@@ -43,14 +65,19 @@ dir /etc/scenarios 0755 0 0
 file /init $OUT/init 0755 0 0
 file /bin/pta_check $OUT/pta_check 0755 0 0
 file /lib/ptrack-pta.ko $KO 0644 0 0
-file /etc/scenarios/pta $here/scenarios/pta 0644 0 0
+$extra
 LIST
+for s in "$here"/scenarios/*; do
+	echo "file /etc/scenarios/$(basename "$s") $s 0644 0 0"
+done >>"$OUT/initramfs.list"
 "$gen" "$OUT/initramfs.list" >"$OUT/initramfs.cpio"
 
 rc=0
-for m in "${modes[@]}"; do
-	PATH=$QEMU_DIR:$PATH "$here/../arm64/run-scenario.sh" -m "$m" -s pta \
-		-i "$OUT/initramfs.cpio" -t 300 -q "-machine pta=on" \
-		-L "$OUT/pta-$m.log" || rc=1
+for sc in "${scenarios[@]}"; do
+	for m in "${modes[@]}"; do
+		PATH=$QEMU_DIR:$PATH "$here/../arm64/run-scenario.sh" -m "$m" \
+			-s "$sc" -i "$OUT/initramfs.cpio" -t 900 \
+			-q "-machine pta=on" -L "$OUT/$sc-$m.log" || rc=1
+	done
 done
 exit $rc
