@@ -199,6 +199,7 @@ static void dirty_rates(uint64_t size)
 	static const uint64_t rates[] = { 0, 10000, 50000, 200000 };
 	struct pt_source_result res;
 	struct msrc *m;
+	char label[32];
 	size_t i;
 
 	printf("Pre-copy of a %llu MiB guest, 2 writers (random pages), downtime limit %d ms\n",
@@ -212,14 +213,18 @@ static void dirty_rates(uint64_t size)
 
 		if (msrc_create(&m, &mo))
 			exit(1);
+		if (rates[i])
+			snprintf(label, sizeof(label), "%llu",
+				 (unsigned long long)rates[i]);
+		else
+			snprintf(label, sizeof(label), "idle");
 		usleep(100000);
 		if (migrate(m, &res)) {
 			printf("  %14llu   failed: %s\n",
 			       (unsigned long long)rates[i], res.err);
 		} else {
-			printf("  %14llu %10llu %12llu %7llu %12.1f %10llu\n",
-			       (unsigned long long)rates[i],
-			       (unsigned long long)res.total_ms,
+			printf("  %14s %10llu %12llu %7llu %12.1f %10llu\n",
+			       label, (unsigned long long)res.total_ms,
 			       (unsigned long long)res.downtime_ms,
 			       (unsigned long long)res.rounds,
 			       (double)res.bytes / 1e6,
