@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "service/log.h"
@@ -431,10 +432,13 @@ static int on_peer_event(sd_event_source *es, int fd, uint32_t revents,
 
 void pt_peer_free(struct pt_peer_job *p)
 {
-	/* A running session cannot be interrupted: closing its listener
-	 * only helps before a source connected, so wait for it. */
-	if (p->th)
+	/* Shutting the listener down ends a session still waiting for its
+	 * source; one under way runs to its end (bounded by its timeouts). */
+	if (p->th) {
+		if (p->lfd >= 0)
+			shutdown(p->lfd, SHUT_RDWR);
 		pthread_join(p->th, NULL);
+	}
 	sd_event_source_unref(p->es);
 	if (p->lfd >= 0)
 		close(p->lfd);

@@ -103,6 +103,11 @@ int pt_vm_track(struct pt_vm *vm, int on)
 	}
 	if (vm->tracked)
 		return 0;
+	if (migrating(vm)) {
+		/* The migration keeps the sample window; see mig_rate(). */
+		vm->tracked = 1;
+		return 0;
+	}
 	ret = vm_start(vm);
 	if (ret)
 		return ret;
@@ -430,6 +435,11 @@ int pt_rate_start(struct pt_service *s, struct pt_conn *c, uint64_t id,
 		return pt_conn_error(c, id, -EOPNOTSUPP,
 				     "VM '%s' has a %s dirty log", q->vm,
 				     pt_vm_kind(vm));
+	if (migrating(vm))
+		return pt_conn_error(
+			c, id, -EBUSY,
+			"VM '%s' is migrating: its rate per round is in ptrack_vm_dirty_rate_bytes_per_second",
+			q->vm);
 	if (q->vcpu && !vm->meter.per_vcpu)
 		return pt_conn_error(
 			c, id, -EOPNOTSUPP,
