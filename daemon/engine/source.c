@@ -772,13 +772,21 @@ static void throttle(struct src *s)
 /* Queues @c as the next frame and sends it; bounded by the window. */
 static int emit(struct src *s, const struct rec *c)
 {
-	uint64_t seq = s->next_seq;
+	uint64_t seq = s->next_seq, elapsed;
 	struct rec *slot;
 	uint64_t *pages;
 	int r = wait_acked(s, s->window - 1);
 
 	if (r)
 		return r;
+	/* A round that crawls (a tiny cap, a slow peer) ends at the time
+	 * limit too, not only between rounds. */
+	elapsed = (now_ns() - s->t_start) / 1000000;
+	if (elapsed > s->o->time_limit_ms)
+		return fail(s, E(INTERNAL), ETIME,
+			    "time limit of %" PRIu64
+			    " ms reached in round %" PRIu64,
+			    s->o->time_limit_ms, s->round);
 	slot = &s->recs[seq % s->window];
 	pages = slot->pages;
 	*slot = *c;

@@ -278,6 +278,25 @@ static void test_tcp_drop_resume(void)
 	eu_rmdir(dir);
 }
 
+/* A round that would take far longer than the time limit fails at the
+ * limit, and the guest keeps running. */
+static void test_time_limit_mid_round(void)
+{
+	struct run r = {
+		.mo = { .size = 32 * MIB, .writers = 1, .rate = 1000 },
+		/* 22 MB of data at 2 MB/s: round 0 alone would take 11 s. */
+		.so = { .bandwidth = 2000000, .time_limit_ms = 1500 },
+	};
+
+	migrate(&r);
+	CU_ASSERT(r.rc < 0);
+	CU_ASSERT(strstr(r.res.err, "time limit") != NULL);
+	CU_ASSERT(r.res.total_ms < 4000);
+	CU_ASSERT_EQUAL(r.peer_rc, 1);
+	assert_guest_runs(&r);
+	finish(&r);
+}
+
 /* The cap holds on average, and a capped run still converges. */
 static void test_bandwidth_cap(void)
 {
@@ -490,8 +509,9 @@ static void test_rogue_source_no_hello(void)
 
 PT_SUITE(engine, PT_TEST(test_bitmap_identical), PT_TEST(test_ring_identical),
 	 PT_TEST(test_peer_restart), PT_TEST(test_tcp_drop_resume),
-	 PT_TEST(test_bandwidth_cap), PT_TEST(test_no_space),
-	 PT_TEST(test_no_convergence), PT_TEST(test_rogue_peer_garbage),
-	 PT_TEST(test_rogue_peer_bad_ack), PT_TEST(test_rogue_source_bad_crc),
+	 PT_TEST(test_bandwidth_cap), PT_TEST(test_time_limit_mid_round),
+	 PT_TEST(test_no_space), PT_TEST(test_no_convergence),
+	 PT_TEST(test_rogue_peer_garbage), PT_TEST(test_rogue_peer_bad_ack),
+	 PT_TEST(test_rogue_source_bad_crc),
 	 PT_TEST(test_rogue_source_no_hello),
 	 PT_TEST(test_rogue_source_bad_payload));
