@@ -107,8 +107,46 @@ static int check_peer(const Ptrack__Control__V1__PeerListenRequest *p,
 	return ret;
 }
 
+/* protobuf-c keeps an overlong-encoded field number 0 as an unknown
+ * field, which it then packs into a message nobody can unpack: reject. */
+static int unknown_ok(const ProtobufCMessage *m, struct pt_error *e)
+{
+	for (unsigned int i = 0; m && i < m->n_unknown_fields; i++)
+		if (m->unknown_fields[i].tag == 0)
+			return BAD(e, "field number 0");
+	return 0;
+}
+
+static const ProtobufCMessage *body(const PtCtlRequest *r)
+{
+	switch (r->body_case) {
+	case PTRACK__CONTROL__V1__REQUEST__BODY_STATUS:
+		return &r->status->base;
+	case PTRACK__CONTROL__V1__REQUEST__BODY_VMS:
+		return &r->vms->base;
+	case PTRACK__CONTROL__V1__REQUEST__BODY_METRICS:
+		return &r->metrics->base;
+	case PTRACK__CONTROL__V1__REQUEST__BODY_TRACK:
+		return &r->track->base;
+	case PTRACK__CONTROL__V1__REQUEST__BODY_DIRTYRATE:
+		return &r->dirtyrate->base;
+	case PTRACK__CONTROL__V1__REQUEST__BODY_MIGRATE:
+		return &r->migrate->base;
+	case PTRACK__CONTROL__V1__REQUEST__BODY_PEER_LISTEN:
+		return &r->peer_listen->base;
+	default:
+		return NULL;
+	}
+}
+
 static int check_request(const PtCtlRequest *r, struct pt_error *e)
 {
+	int ret = unknown_ok(&r->base, e);
+
+	if (!ret)
+		ret = unknown_ok(body(r), e);
+	if (ret)
+		return ret;
 	switch (r->body_case) {
 	case PTRACK__CONTROL__V1__REQUEST__BODY_STATUS:
 	case PTRACK__CONTROL__V1__REQUEST__BODY_VMS:

@@ -189,5 +189,27 @@ static void test_mutations(void)
 	CU_ASSERT_EQUAL(accepted, 0);
 }
 
-PT_SUITE(service_ctlmsg, PT_TEST(test_round_trip), PT_TEST(test_invalid_fields),
-	 PT_TEST(test_wrong_frames), PT_TEST(test_mutations));
+/* Found by fuzz_control: an overlong field number 0 inside a body, which
+ * protobuf-c unpacks as an unknown field and then packs unreadably. */
+static void test_field_zero(void)
+{
+	static const uint8_t msg[] = {
+		0x18, 0x01, 0x72, 0x1e, 0x0a, 0x03, 0x76, 0x6d, 0x31, 0x12,
+		0x0e, 0x31, 0x32, 0x37, 0x2e, 0x30, 0x2e, 0x30, 0x2e, 0x31,
+		0x3a, 0x34, 0x34, 0x34, 0x34, 0x18, 0xac, 0x02, 0x80, 0x00,
+		0xeb, 0x94, 0xdc, 0x03, 0xf8, 0xff, 0x7b, 0x00, 0x08, 0x2f,
+	};
+	struct pt_frame f = { .hdr = { .type = PT_CTL_FRAME_TYPE,
+				       .msg_len = sizeof(msg) },
+			      .msg = msg };
+	PtCtlRequest *r = NULL;
+	struct pt_error e;
+
+	CU_ASSERT_EQUAL(pt_ctl_decode_request(&f, &r, &e), -EBADMSG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(e.text, "field number 0"));
+	pt_ctl_request_free(r);
+}
+
+PT_SUITE(service_ctlmsg, PT_TEST(test_field_zero), PT_TEST(test_round_trip),
+	 PT_TEST(test_invalid_fields), PT_TEST(test_wrong_frames),
+	 PT_TEST(test_mutations));
