@@ -179,6 +179,10 @@ int pt_virt_start(struct pt_service *s);
 void pt_virt_stop(struct pt_service *s);
 int pt_virt_connected(struct pt_service *s);
 void pt_virt_map(struct pt_service *s);
+/* A libvirt migration job of @d started (@running) or ended: tracking
+ * follows when [libvirt] track_migrations is on. */
+struct _virDomain;
+void pt_virt_job(struct pt_service *s, struct _virDomain *d, int running);
 /* Serves libvirt's event interface from @ev; once per process. */
 int pt_virt_bridge(sd_event *ev);
 

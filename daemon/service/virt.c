@@ -305,7 +305,7 @@ void pt_virt_map(struct pt_service *s)
 }
 
 /* Policy: a migration job of a mapped domain tracks it for its length. */
-static void job_track(struct pt_service *s, virDomainPtr d, int on)
+void pt_virt_job(struct pt_service *s, virDomainPtr d, int on)
 {
 	struct pt_vm *v;
 
@@ -334,12 +334,12 @@ static int on_lifecycle(virConnectPtr c, virDomainPtr d, int event, int detail,
 		map_one(s, d);
 	if (event == VIR_DOMAIN_EVENT_SUSPENDED &&
 	    detail == VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED)
-		job_track(s, d, 1);
+		pt_virt_job(s, d, 1);
 	if ((event == VIR_DOMAIN_EVENT_STOPPED &&
 	     detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED) ||
 	    (event == VIR_DOMAIN_EVENT_RESUMED &&
 	     detail == VIR_DOMAIN_EVENT_RESUMED_MIGRATED))
-		job_track(s, d, 0);
+		pt_virt_job(s, d, 0);
 	if (event == VIR_DOMAIN_EVENT_STOPPED) {
 		struct pt_vm *v = vm_for(s, d);
 
@@ -354,7 +354,7 @@ static void on_iteration(virConnectPtr c, virDomainPtr d, int iteration,
 {
 	(void)c;
 	(void)iteration;
-	job_track(arg, d, 1);
+	pt_virt_job(arg, d, 1);
 }
 
 static void on_job_completed(virConnectPtr c, virDomainPtr d,
@@ -363,7 +363,7 @@ static void on_job_completed(virConnectPtr c, virDomainPtr d,
 	(void)c;
 	(void)params;
 	(void)n;
-	job_track(arg, d, 0);
+	pt_virt_job(arg, d, 0);
 }
 
 /* --- connection ------------------------------------------------------- */
