@@ -7,6 +7,7 @@
  * source, destination out of space, no convergence.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -30,6 +31,8 @@ struct run {
 	struct pt_source_opts so;
 	const char *tmpfs; /* peer's destination on a tmpfs of this size */
 	int kill_at_ms; /* kill and restart the peer after this, 0: never */
+	int sample_rss; /* record the peer's peak anonymous memory */
+	uint64_t peer_rss_kib;
 
 	char dir[PATH_MAX], to[64];
 	struct msrc *m;
@@ -46,6 +49,24 @@ static void *source_thread(void *arg)
 
 	r->rc = pt_migrate(msrc_source(r->m), &r->so, &r->res);
 	return NULL;
+}
+
+/* The peer's private (anonymous) resident memory in KiB; its destination
+ * memory is a shared file mapping and not counted. */
+static uint64_t rss_anon_kib(pid_t pid)
+{
+	char path[64], line[256];
+	uint64_t kib = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "RssAnon: %" SCNu64, &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kib;
 }
 
 static void restart_peer(struct run *r, int port)
@@ -77,7 +98,15 @@ static void migrate(struct run *r)
 		usleep((useconds_t)r->kill_at_ms * 1000);
 		restart_peer(r, port);
 	}
-	pthread_join(r->th, NULL);
+	while (r->sample_rss && pthread_tryjoin_np(r->th, NULL) != 0) {
+		uint64_t kib = rss_anon_kib(r->peer);
+
+		if (kib > r->peer_rss_kib)
+			r->peer_rss_kib = kib;
+		usleep(5000);
+	}
+	if (!r->sample_rss)
+		pthread_join(r->th, NULL);
 	r->peer_rc = eu_wait(r->peer, 20000);
 	mem = msrc_mem(r->m, &size);
 	snprintf(path, sizeof(path), "%s/dest/dest.mem", r->dir);
@@ -276,6 +305,29 @@ static void test_tcp_drop_resume(void)
 	close(rl.lfd);
 	msrc_destroy(m);
 	eu_rmdir(dir);
+}
+
+/* Backpressure: the peer's own memory stays bounded by its frame buffer,
+ * whatever the guest size (its destination is a file mapping). */
+static void test_peer_memory_bounded(void)
+{
+	struct run r = {
+		.mo = { .size = 256 * MIB,
+			.writers = 2,
+			.rate = 20000,
+			.fill_all = 1 },
+		.sample_rss = 1,
+	};
+
+	migrate(&r);
+	CU_ASSERT_EQUAL(r.rc, 0);
+	CU_ASSERT_EQUAL(r.cmp, 0);
+	fprintf(stderr, "peer anonymous memory peak: %llu KiB\n",
+		(unsigned long long)r.peer_rss_kib);
+	/* 8.5 MiB frame buffer, bitmaps, libraries; not 256 MiB. */
+	CU_ASSERT(r.peer_rss_kib > 0);
+	CU_ASSERT(r.peer_rss_kib < 48 * 1024);
+	finish(&r);
 }
 
 /* A round that would take far longer than the time limit fails at the
@@ -510,8 +562,8 @@ static void test_rogue_source_no_hello(void)
 PT_SUITE(engine, PT_TEST(test_bitmap_identical), PT_TEST(test_ring_identical),
 	 PT_TEST(test_peer_restart), PT_TEST(test_tcp_drop_resume),
 	 PT_TEST(test_bandwidth_cap), PT_TEST(test_time_limit_mid_round),
-	 PT_TEST(test_no_space), PT_TEST(test_no_convergence),
-	 PT_TEST(test_rogue_peer_garbage), PT_TEST(test_rogue_peer_bad_ack),
-	 PT_TEST(test_rogue_source_bad_crc),
+	 PT_TEST(test_peer_memory_bounded), PT_TEST(test_no_space),
+	 PT_TEST(test_no_convergence), PT_TEST(test_rogue_peer_garbage),
+	 PT_TEST(test_rogue_peer_bad_ack), PT_TEST(test_rogue_source_bad_crc),
 	 PT_TEST(test_rogue_source_no_hello),
 	 PT_TEST(test_rogue_source_bad_payload));
