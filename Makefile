@@ -64,8 +64,22 @@ BENCH_BINS := $(BENCHES:%=$(O)/bin/bench-%)
 
 ALL_BINS := $(CMD_BINS) $(VMM_BIN) $(TEST_BIN) $(BENCH_BINS)
 
+# Man pages: checked with groff -ww (any warning fails the build), shipped
+# gzipped, and rendered to text for reading in the tree.
+MAN_SRCS := $(wildcard man/*.[1-8])
+MAN_OUT := $(MAN_SRCS:man/%=$(O)/man/%.gz) $(MAN_SRCS:man/%=$(O)/man/%.txt)
+
 .PHONY: all deps check demo lint fuzz fuzz-build bench clean
-all: $(ALL_BINS)
+all: $(ALL_BINS) $(MAN_OUT)
+
+$(O)/man/%.gz: man/%
+	@mkdir -p $(@D)
+	groff -man -Tutf8 -ww -z $< 2>&1 | { ! grep .; }
+	gzip -9n < $< > $@
+
+$(O)/man/%.txt: man/%
+	@mkdir -p $(@D)
+	groff -man -Tutf8 -P-cbou $< > $@
 
 deps:
 	@bash mk/deps.sh mk/packages.txt
