@@ -2,6 +2,7 @@
 /*
  * ptrackd: the migration daemon, a thin CLI over the engine for now.
  *
+ *   ptrackd serve [OPTIONS]            the service (serve.c)
  *   ptrackd peer --listen HOST:PORT --mem-file PATH [--state-dir DIR]
  *   ptrackd source --vmm-socket PATH --to HOST:PORT [--downtime-ms N]
  *           [--bandwidth BYTES/s] [--max-rounds N] [--dump-memory PATH]
@@ -19,12 +20,14 @@
 
 #include "codec/error.h"
 #include "engine/migrate.h"
+#include "serve.h"
 #include "source.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: ptrackd peer --listen HOST:PORT [--mem-file PATH] [--state-dir DIR]\n"
+		"usage: ptrackd serve [OPTIONS]   the service (see ptrackd serve --help)\n"
+		"       ptrackd peer --listen HOST:PORT [--mem-file PATH] [--state-dir DIR]\n"
 		"                    [--idle-ms N] [--quiet]\n"
 		"       ptrackd source --vmm-socket PATH --to HOST:PORT [--downtime-ms N]\n"
 		"                    [--bandwidth BYTES/s] [--max-rounds N] [--time-limit-ms N]\n"
@@ -107,6 +110,8 @@ int main(int argc, char **argv)
 		return run_peer(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "source"))
 		return ptrackd_source(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "serve"))
+		return ptrackd_serve(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		usage(stdout);
 		return 0;
