@@ -11,13 +11,15 @@
 # Needs: driver/kernel/build.sh (kernel Image, gen_init_cpio),
 # tests/qemu/build.sh (qemu-system-aarch64), driver/pta/build.sh (module).
 # The boot and the log checks are tests/arm64/run-scenario.sh's.
+# PTRACK_PTA_KIMAGE and PTRACK_PTA_KO override the kernel and the module.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../../driver/kernel/env.sh
 . "$here/../../driver/kernel/env.sh"
 QWORK=${PTRACK_QEMU_WORK:-/var/tmp/ptrack-qemu}
 QEMU_DIR=$QWORK/build
-KO=${PTRACK_PTA_BUILD:-/var/tmp/ptrack-pta-build}/src/ptrack-pta.ko
+KO=${PTRACK_PTA_KO:-${PTRACK_PTA_BUILD:-/var/tmp/ptrack-pta-build}/src/ptrack-pta.ko}
+KIMAGE=${PTRACK_PTA_KIMAGE:-$PTRACK_KIMAGE}
 OUT=$PTRACK_KWORK/pta
 KVMTEST=$here/../arm64/ptrack_kvm_test.c
 scenarios=()
@@ -76,7 +78,7 @@ rc=0
 for sc in "${scenarios[@]}"; do
 	for m in "${modes[@]}"; do
 		PATH=$QEMU_DIR:$PATH "$here/../arm64/run-scenario.sh" -m "$m" \
-			-s "$sc" -i "$OUT/initramfs.cpio" -t 900 \
+			-s "$sc" -k "$KIMAGE" -i "$OUT/initramfs.cpio" -t 900 \
 			-q "-machine pta=on" -L "$OUT/$sc-$m.log" || rc=1
 	done
 done
