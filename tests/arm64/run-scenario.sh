@@ -31,7 +31,15 @@ while getopts "m:s:k:i:t:x:d:q:L:" opt; do
 	*) ptrack_die "bad usage" ;;
 	esac
 done
-case $mode in vhe | nvhe) ;; *) ptrack_die "mode must be vhe or nvhe" ;; esac
+# Linux 6.12 knows kvm-arm.mode=nvhe but not "vhe": VHE is what a VHE-capable
+# CPU gets by default, so VHE passes no mode (a bogus value only earns a
+# "Malformed early option" warning). The log is checked for the mode that
+# actually came up.
+case $mode in
+vhe) modearg="" modeline="VHE mode initialized successfully" ;;
+nvhe) modearg="kvm-arm.mode=nvhe" modeline="Hyp nVHE mode initialized successfully" ;;
+*) ptrack_die "mode must be vhe or nvhe" ;;
+esac
 [[ -f $kernel ]] || ptrack_die "no kernel $kernel"
 [[ -f $initrd ]] || ptrack_die "no initramfs $initrd"
 # A scenario can ask for kernel parameters with a "#cmdline: ..." line.
@@ -46,7 +54,7 @@ log=${log:-$PTRACK_KWORK/logs/$scenario-$mode.log}
 qemu=(qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu "$PTRACK_QEMU_CPU"
       -smp 2 -m 1G -nographic -no-reboot -nic none -kernel "$kernel"
       -initrd "$initrd"
-      -append "console=ttyAMA0 panic=-1 kvm-arm.mode=$mode ptrack.scenario=$scenario $extra")
+      -append "console=ttyAMA0 panic=-1 $modearg ptrack.scenario=$scenario $extra")
 [[ -z $dtb ]] || qemu+=(-dtb "$dtb")
 # shellcheck disable=SC2206
 [[ -z $qextra ]] || qemu+=($qextra)
@@ -69,6 +77,7 @@ fail() {
 ((qrc != 124 && qrc != 137)) || fail "timeout after ${timeout}s"
 bad=$(grep -E -m1 'Kernel panic|Oops|BUG:|WARNING:|Unable to handle|Internal error|Call trace:|kernel BUG' "$log" || true)
 [[ -z $bad ]] || fail "kernel problem: $bad"
+grep -q "$modeline" "$log" || fail "KVM did not come up in $mode mode"
 done_line=$(grep -a 'PTRACK-SCENARIO-DONE' "$log" | tail -1 | tr -d '\r' || true)
 [[ -n $done_line ]] || fail "init never finished (qemu rc=$qrc)"
 pass=$(sed -n 's/.*pass=\([0-9]*\).*/\1/p' <<<"$done_line")
