@@ -274,6 +274,21 @@ static int nlerr(int err)
 		return -EAGAIN;
 	case NLE_INTR:
 		return -EINTR;
+	case NLE_NOACCESS:
+		return -EACCES;
+	case NLE_INVAL:
+		return -EINVAL;
+	case NLE_MSG_TRUNC:
+		return -EMSGSIZE;
+	case NLE_MSG_OVERFLOW:
+		return -ENOBUFS;
+	case NLE_SEQ_MISMATCH:
+		return -EILSEQ;
+	case NLE_MSG_TOOSHORT:
+	case NLE_PROTO_MISMATCH:
+		return -EPROTO;
+	case NLE_BAD_SOCK:
+		return -EBADF;
 	default:
 		return -EIO;
 	}
@@ -629,6 +644,13 @@ static int on_event(struct nl_msg *msg, void *arg)
 	return c->ret ? NL_STOP : NL_OK;
 }
 
+static int no_seq_check(struct nl_msg *msg, void *arg)
+{
+	(void)msg;
+	(void)arg;
+	return NL_OK;
+}
+
 int ptrack_nl_recv_events(struct ptrack_nl *h,
 			  int (*cb)(const struct ptrack_nl_event *e, void *arg),
 			  void *arg)
@@ -643,6 +665,8 @@ int ptrack_nl_recv_events(struct ptrack_nl *h,
 	if (!ncb)
 		return -ENOMEM;
 	nl_cb_set(ncb, NL_CB_VALID, NL_CB_CUSTOM, on_event, &c);
+	/* Multicast messages carry no sequence number of ours. */
+	nl_cb_set(ncb, NL_CB_SEQ_CHECK, NL_CB_CUSTOM, no_seq_check, NULL);
 	ret = nl_recvmsgs(h->sock, ncb);
 	nl_cb_put(ncb);
 	if (ret < 0)
