@@ -48,11 +48,27 @@ CC=${PTRACK_CROSS}gcc
 	-o "$OUT/init" "$here/../arm64/init.c"
 "$CC" -static -O2 -Wall -Wextra -Werror -o "$OUT/pta_check" \
 	"$here/pta_check.c"
-extra=""
+# The netlink client, static for arm64 against Debian's arm64 libnl.
+if ! dpkg -s libnl-genl-3-dev:arm64 >/dev/null 2>&1; then
+	ptrack_log "installing libnl-genl-3-dev:arm64"
+	dpkg --add-architecture arm64
+	apt-get update -q >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends libnl-genl-3-dev:arm64 >/dev/null
+fi
+nlpc=(env PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig pkg-config)
+# shellcheck disable=SC2046 # word splitting of pkg-config output is wanted
+"$CC" -static -O2 -Wall -Wextra -Werror -D_GNU_SOURCE \
+	-I"$here/../../include" -I"$here/../../daemon" \
+	$("${nlpc[@]}" --cflags libnl-genl-3.0) -o "$OUT/pta_nl_e2e" \
+	"$here/pta_nl_e2e.c" "$here/../../daemon/netlink/ptrack_nl.c" \
+	$("${nlpc[@]}" --static --libs libnl-genl-3.0) -lpthread 2>"$OUT/cc.log" ||
+	{ cat "$OUT/cc.log" >&2; ptrack_die "pta_nl_e2e build failed"; }
+extra="file /bin/pta_nl_e2e $OUT/pta_nl_e2e 0755 0 0"
 if [ -f "$KVMTEST" ]; then
 	"$CC" -static -O2 -Wall -Wextra -Werror -Wno-unused-parameter \
 		-o "$OUT/ptrack_kvm_test" "$KVMTEST" -lpthread
-	extra="file /bin/ptrack_kvm_test $OUT/ptrack_kvm_test 0755 0 0"
+	extra+=$'\n'"file /bin/ptrack_kvm_test $OUT/ptrack_kvm_test 0755 0 0"
 fi
 cat >"$OUT/initramfs.list" <<LIST
 dir /dev 0755 0 0
