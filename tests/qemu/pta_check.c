@@ -13,6 +13,11 @@
  *                       memslot gets a tracker, listed by the dump with our
  *                       pid; a subscriber can read it; rmmod is refused
  *                       while it lives; closing the VM releases it
+ *   pta_check kvm-unbind
+ *                       unbinding the device under a VM with a tracker is
+ *                       safe: KVM then reports every page of the logged
+ *                       slot dirty (or fails GET_DIRTY_LOG), the module is
+ *                       no longer pinned, and the device binds again
  *
  * Exit status 0 means the check passed; every failure prints why.
  */
@@ -339,6 +344,70 @@ static int check_unload(void)
 	return 0;
 }
 
+static int write_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	close(fd);
+	return n < 0 ? -errno : 0;
+}
+
+static int check_kvm_unbind(void)
+{
+	const size_t pages = 64, size = pages * 4096;
+	struct kvm_enable_cap cap = {
+		.cap = KVM_CAP_ARM_PAGE_TRACKING_DEVICE,
+		.args = { 1 },
+	};
+	struct kvm_userspace_memory_region slot = {
+		.slot = 0,
+		.flags = KVM_MEM_LOG_DIRTY_PAGES,
+		.guest_phys_addr = 0x40000000,
+		.memory_size = size,
+	};
+	uint64_t bitmap = 0;
+	struct kvm_dirty_log log = { .slot = 0, .dirty_bitmap = &bitmap };
+	int kvm, vm, r;
+	void *mem;
+
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	vm = kvm < 0 ? -1 : ioctl(kvm, KVM_CREATE_VM, 0);
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	slot.userspace_addr = (uintptr_t)mem;
+	if (vm < 0 || mem == MAP_FAILED || ioctl(vm, KVM_ENABLE_CAP, &cap) ||
+	    ioctl(vm, KVM_SET_USER_MEMORY_REGION, &slot)) {
+		printf("pta_check: VM setup: %s\n", strerror(errno));
+		return 1;
+	}
+	r = write_file("/sys/bus/platform/drivers/ptrack-pta/unbind",
+		       "90c0000.pta");
+	if (r) {
+		printf("pta_check: unbind: %s\n", strerror(-r));
+		return 1;
+	}
+	r = ioctl(vm, KVM_GET_DIRTY_LOG, &log);
+	printf("pta_check: GET_DIRTY_LOG after unbind: %d (%s), bitmap %#llx\n",
+	       r, r ? strerror(errno) : "ok", (unsigned long long)bitmap);
+	if (!r && bitmap != ~0ULL) {
+		printf("pta_check: pages lost after the device went away\n");
+		return 1;
+	}
+	/* The tracker was detached: the module is not pinned any more. */
+	if (syscall(SYS_delete_module, "ptrack_pta", O_NONBLOCK)) {
+		printf("pta_check: rmmod after unbind: %s\n", strerror(errno));
+		return 1;
+	}
+	close(vm);
+	close(kvm);
+	munmap(mem, size);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 2 && !strcmp(argv[1], "bound"))
@@ -351,7 +420,10 @@ int main(int argc, char **argv)
 		return check_unload();
 	if (argc == 2 && !strcmp(argv[1], "kvm-tracker"))
 		return check_kvm_tracker();
+	if (argc == 2 && !strcmp(argv[1], "kvm-unbind"))
+		return check_kvm_unbind();
 	fprintf(stderr,
-		"usage: pta_check bound|kvm-cap|netlink|unload|kvm-tracker\n");
+		"usage: pta_check bound|kvm-cap|netlink|unload|kvm-tracker|"
+		"kvm-unbind\n");
 	return 2;
 }
