@@ -16,7 +16,6 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
 WORK=${PTRACK_QEMU_WORK:-/var/tmp/ptrack-qemu}
 PTRACK_QEMU_BIN=${PTRACK_QEMU_BIN:-$WORK/build/qemu-system-aarch64}
 export CCACHE_DIR=${CCACHE_DIR:-/var/cache/ptrack/ccache}
