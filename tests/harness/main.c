@@ -57,7 +57,7 @@ static void *watchdog(void *arg)
 		cur = CU_get_current_test();
 		same = cur && cur == last ? same + 1 : 0;
 		last = cur;
-		if (same < limit)
+		if (!cur || same < limit)
 			continue;
 		fprintf(stderr,
 			"\nTIMEOUT: test %s ran longer than %u s; aborting the run\n",
