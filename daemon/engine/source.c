@@ -88,6 +88,7 @@ struct src {
 	unsigned int window;
 	size_t ppf; /* most pages in one PageData frame */
 	uint64_t next_seq, acked;
+	uint64_t complete_seq; /* seq of Complete once sent, else 0 */
 
 	uint64_t round;
 	int paused;
@@ -709,6 +710,9 @@ static int recover(struct src *s, int why)
 	uint64_t deadline = now_ns() + s->o->reconnect_ms * 1000000ull;
 	int r;
 
+	/* The peer hangs up once it acked Complete: nothing to resume. */
+	if (s->complete_seq && s->acked >= s->complete_seq)
+		return 0;
 	/* The peer may have said why it hung up. */
 	if (s->fd >= 0) {
 		r = read_pending(s);
@@ -1014,7 +1018,10 @@ static int complete(struct src *s)
 {
 	struct rec c = { .kind = REC_COMPLETE };
 	uint64_t t0 = now_ns();
-	int r = emit(s, &c);
+	int r;
+
+	s->complete_seq = s->next_seq;
+	r = emit(s, &c);
 
 	if (!r)
 		r = wait_acked(s, 0);
