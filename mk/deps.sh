@@ -5,8 +5,10 @@ set -euo pipefail
 pkgs=$(cat "$@" | sed 's/#.*//' | tr -s ' \n' '\n' | sed '/^$/d' | sort -u)
 missing=()
 for p in $pkgs; do
-	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-	[ "$st" = "install ok installed" ] || missing+=("$p")
+	# Multi-arch packages (an arm64 copy for cross builds) print one
+	# status per architecture.
+	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
+		grep -q '^install ok installed$' || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
 	echo "deps: all $(echo "$pkgs" | wc -l) packages present"
