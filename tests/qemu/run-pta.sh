@@ -93,9 +93,12 @@ done >>"$OUT/initramfs.list"
 rc=0
 for sc in "${scenarios[@]}"; do
 	for m in "${modes[@]}"; do
+		# A first line "#cmdline: ..." adds to the kernel command line.
+		cmdline=$(sed -n '1s/^#cmdline: *//p' "$here/scenarios/$sc")
 		PATH=$QEMU_DIR:$PATH "$here/../arm64/run-scenario.sh" -m "$m" \
-			-s "$sc" -k "$KIMAGE" -i "$OUT/initramfs.cpio" -t 900 \
-			-q "-machine pta=on" -L "$OUT/$sc-$m.log" || rc=1
+			-s "$sc" -k "$KIMAGE" -i "$OUT/initramfs.cpio" -t 1800 \
+			-x "$cmdline" -q "-machine pta=on" -L "$OUT/$sc-$m.log" ||
+			rc=1
 	done
 done
 exit $rc
