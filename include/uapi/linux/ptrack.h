@@ -114,7 +114,7 @@ enum ptrack_attr {
 	PTRACK_A_TRACKER_MODE,		/* u32: enum ptrack_tracker_mode */
 	PTRACK_A_TRACKER_PAGE_SHIFT,	/* u32 */
 	PTRACK_A_TRACKER_ALL_CPUS,	/* flag: enabled on every CPU */
-	PTRACK_A_TRACKER_CPUS,		/* binary: __u64 bitmap of CPUs */
+	PTRACK_A_TRACKER_CPUS,		/* binary: __u64[] bitmap of Linux CPUs */
 	PTRACK_A_TRACKER_PAGES,		/* u64: pages logged */
 	PTRACK_A_TRACKER_OVERFLOWS,	/* u64: overflow events */
 	PTRACK_A_TRACKER_LOSSY,		/* flag: lost pages not yet reported */
@@ -122,7 +122,7 @@ enum ptrack_attr {
 
 	/* subscriptions and reads */
 	PTRACK_A_SUB_MODE,		/* u32: enum ptrack_sub_mode */
-	PTRACK_A_CPU,			/* u32 */
+	PTRACK_A_CPU,			/* u32: a Linux CPU number */
 	PTRACK_A_MAX_PAGES,		/* u32: 1..PTRACK_READ_MAX_PAGES */
 	PTRACK_A_FLUSH,			/* flag */
 	PTRACK_A_PAGES,			/* binary: __u64[] addresses */
