@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -89,6 +90,9 @@ struct src {
 	size_t ppf; /* most pages in one PageData frame */
 	uint64_t next_seq, acked;
 	uint64_t complete_seq; /* seq of Complete once sent, else 0 */
+	uint32_t crc[PT_LAYOUT_MAX_REGIONS];
+	pthread_t crc_th;
+	int crc_state; /* 0: not started, 1: thread running, 2: done */
 
 	uint64_t round;
 	int paused;
@@ -475,6 +479,34 @@ static int build_pages(struct src *s, const struct rec *c, uint64_t seq,
 			      p.n, PT_FRAME_MAX_DEFAULT, e);
 }
 
+/* Complete's checksums, over the paused guest. */
+static void *checksum_main(void *arg)
+{
+	struct src *s = arg;
+	size_t i;
+
+	for (i = 0; i < s->lay.n; i++)
+		s->crc[i] = pt_crc32c(0, s->mr[i]->hva, s->lay.r[i].size);
+	return NULL;
+}
+
+/* Computed while the final round is on the wire: the whole memory's CRC
+ * is otherwise the largest part of the downtime. */
+static void start_checksums(struct src *s)
+{
+	s->crc_state =
+		pthread_create(&s->crc_th, NULL, checksum_main, s) ? 0 : 1;
+}
+
+static void join_checksums(struct src *s)
+{
+	if (s->crc_state == 1)
+		pthread_join(s->crc_th, NULL);
+	else if (s->crc_state == 0)
+		checksum_main(s); /* no thread: compute here */
+	s->crc_state = 2;
+}
+
 static int build_complete(struct src *s, uint64_t seq, uint16_t flags,
 			  struct pt_error *e)
 {
@@ -483,10 +515,11 @@ static int build_complete(struct src *s, uint64_t seq, uint16_t flags,
 	Ptrack__V1__RegionChecksum *cp[PT_LAYOUT_MAX_REGIONS];
 	size_t i;
 
+	join_checksums(s);
 	for (i = 0; i < s->lay.n; i++) {
 		ptrack__v1__region_checksum__init(&ck[i]);
 		ck[i].region = s->lay.r[i].id;
-		ck[i].crc32c = pt_crc32c(0, s->mr[i]->hva, s->lay.r[i].size);
+		ck[i].crc32c = s->crc[i];
 		cp[i] = &ck[i];
 	}
 	m.n_checksums = s->lay.n;
@@ -968,7 +1001,10 @@ static int pause_guest(struct src *s)
 	if (r)
 		return fail(s, E(INTERNAL), -r, "cannot pause the guest: %s",
 			    strerror(-r));
-	return harvest(s);
+	r = harvest(s);
+	if (!r)
+		start_checksums(s);
+	return r;
 }
 
 /* One pre-copy round; *@done once the final round is acked. */
@@ -1144,6 +1180,8 @@ static void teardown(struct src *s)
 {
 	size_t i;
 
+	if (s->crc_state == 1)
+		pthread_join(s->crc_th, NULL);
 	disconnect(s);
 	clear_round(s);
 	free(s->batches);
