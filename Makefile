@@ -9,7 +9,13 @@
 #   make fuzz         run the frame-decoder fuzzer for FUZZ_SECONDS (long run)
 #   make bench        run the userspace benchmarks
 #
-# Kernel parts (driver/) are built by their own scripts; see README.md.
+# Kernel and emulation parts (each script installs what it needs):
+#   make kernel       the KVM arm64 series: build, bisect, other arches, checks
+#   make arm64-test   boot the patched kernel in the emulated arm64 host
+#   make qemu         Debian's QEMU 7.2 with the PTA device
+#   make pta          the PTA module (W=1, sparse, checkpatch)
+#   make pta-test     PTA register conformance and the arm64 PTA scenarios
+#   make bench-kernel / bench-pta   write-protect vs HAFDBS vs PTA
 
 SHELL := /bin/bash
 BUILD ?= build
@@ -69,7 +75,8 @@ ALL_BINS := $(CMD_BINS) $(VMM_BIN) $(TEST_BIN) $(BENCH_BINS)
 MAN_SRCS := $(wildcard man/*.[1-8])
 MAN_OUT := $(MAN_SRCS:man/%=$(O)/man/%.gz) $(MAN_SRCS:man/%=$(O)/man/%.txt)
 
-.PHONY: all deps check demo lint fuzz fuzz-build bench clean
+.PHONY: all deps check demo lint fuzz fuzz-build bench clean kernel \
+	arm64-test qemu pta pta-test bench-kernel bench-pta
 all: $(ALL_BINS) $(MAN_OUT)
 
 $(O)/man/%.gz: man/%
@@ -166,6 +173,21 @@ lint: deps $(PROTO_H)
 		grep -E -A3 'warning:|error:'); \
 		if [ -n "$$out" ]; then echo "$$out"; exit 1; fi
 	@echo "lint: clean"
+
+kernel:
+	bash driver/kernel/build.sh
+arm64-test:
+	bash tests/arm64/run.sh
+qemu:
+	bash tests/qemu/build.sh
+pta:
+	bash driver/pta/build.sh
+pta-test:
+	python3 tests/qemu/test_pta_regs.py && bash tests/qemu/run-pta.sh
+bench-kernel:
+	bash bench/kernel/run.sh
+bench-pta:
+	bash tests/qemu/bench-pta.sh
 
 clean:
 	rm -rf $(BUILD)

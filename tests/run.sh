@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The whole test run, called by `make check` (README's test command) and so
-# by CI. Builds and runs everything twice, normally and under ASan+UBSan, and
-# ends with CUnit's summary of the sanitizer run. Exit status: 0 only when
-# every step passed.
+# by CI. Builds and runs the userspace tests twice, normally and under
+# ASan+UBSan (last, so the run ends with CUnit's summary), and in between
+# builds the kernel series, our QEMU and the PTA module and runs the
+# emulated arm64 host. Exit status: 0 only when every step passed.
+#
+# PTRACK_SKIP_KERNEL=1 leaves out the kernel, QEMU and arm64 steps (a quick
+# userspace-only run); CI never sets it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +34,16 @@ step "tests" build/normal/bin/ptrack-tests
 step "lint" make -s lint
 step "fuzz (${PTRACK_FUZZ_SECONDS:-60} s)" \
 	make -s fuzz FUZZ_SECONDS="${PTRACK_FUZZ_SECONDS:-60}"
+if [ "${PTRACK_SKIP_KERNEL:-0}" != 1 ]; then
+	# The series first: every later step boots or builds against its tree.
+	step "kernel series (build, bisect, arches, checkpatch, sparse)" \
+		bash driver/kernel/build.sh
+	step "arm64 test bed (VHE and nVHE)" bash tests/arm64/run.sh
+	step "QEMU with the PTA device" bash tests/qemu/build.sh
+	step "PTA module (W=1, sparse, checkpatch)" bash driver/pta/build.sh
+	step "PTA model registers (qtest)" python3 tests/qemu/test_pta_regs.py
+	step "PTA in the arm64 test bed" bash tests/qemu/run-pta.sh
+fi
 step "build (ASan+UBSan)" make -s -j"$jobs" SAN=1 all
 step "tests (ASan+UBSan)" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
