@@ -56,6 +56,10 @@ struct pt_source_opts {
 	int io_timeout_ms; /* 0: PT_IO_TIMEOUT_MS_DEFAULT */
 	uint64_t reconnect_ms; /* give up reconnecting after, 0: default */
 	int force_raw_bitmap;
+	/* TCP congestion control of the stream (TCP_CONGESTION), NULL: the
+	 * system's. BBR without the fq qdisc paces every socket with its own
+	 * hrtimers, which halved the loopback stream of bench-migrate. */
+	const char *tcp_congestion;
 	void (*progress)(const struct pt_mig_progress *p, void *arg);
 	void *arg;
 };

@@ -16,6 +16,8 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -673,6 +676,21 @@ static void disconnect(struct src *s)
 	pt_reader_release(&s->rd);
 }
 
+/* Before any data is sent, so the whole stream runs under it. */
+static int set_congestion(struct src *s, int fd)
+{
+	const char *cc = s->o->tcp_congestion;
+	int err;
+
+	if (!cc || !cc[0])
+		return 0;
+	if (!setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, strlen(cc)))
+		return 0;
+	err = errno;
+	return fail(s, E(INTERNAL), err, "TCP congestion control %s: %s", cc,
+		    strerror(err));
+}
+
 static int connect_peer(struct src *s)
 {
 	int fd = pt_tcp_connect(s->o->to, 1000), r;
@@ -681,6 +699,8 @@ static int connect_peer(struct src *s)
 		return fd;
 	s->fd = fd;
 	r = pt_sock_timeouts(fd, s->o->io_timeout_ms);
+	if (!r)
+		r = set_congestion(s, fd);
 	if (!r)
 		r = pt_reader_init(&s->rd, fd, RX_MAX);
 	if (r)

@@ -6,6 +6,7 @@
  *   ptrackd peer --listen HOST:PORT --mem-file PATH [--state-dir DIR]
  *   ptrackd source --vmm-socket PATH --to HOST:PORT [--downtime-ms N]
  *           [--bandwidth BYTES/s] [--max-rounds N] [--dump-memory PATH]
+ *           [--tcp-congestion NAME]
  *
  * Exit status: 0 on success, 1 when the migration failed, 2 on usage errors.
  */
@@ -31,12 +32,14 @@ static void usage(FILE *f)
 		"                    [--idle-ms N] [--quiet]\n"
 		"       ptrackd source --vmm-socket PATH --to HOST:PORT [--downtime-ms N]\n"
 		"                    [--bandwidth BYTES/s] [--max-rounds N] [--time-limit-ms N]\n"
-		"                    [--dump-memory PATH] [--quiet]\n"
+		"                    [--dump-memory PATH] [--tcp-congestion NAME] [--quiet]\n"
 		"peer: receive one migration into PATH (default: a memfd); with a state\n"
 		"dir the session survives a restart of the peer.\n"
 		"source: accept one VM registration on the unix socket PATH (libptrack)\n"
 		"and migrate it; --dump-memory writes the paused guest's memory (regions\n"
-		"in guest-physical order, as the peer stores them) after success.\n");
+		"in guest-physical order, as the peer stores them) after success;\n"
+		"--tcp-congestion sets the stream's TCP congestion control (e.g. cubic\n"
+		"where BBR runs without the fq qdisc and paces with timers).\n");
 }
 
 static int run_peer(int argc, char **argv)

@@ -48,12 +48,13 @@ static int parse(struct src_cli *c, int argc, char **argv)
 		{ "max-rounds", required_argument, NULL, 'r' },
 		{ "time-limit-ms", required_argument, NULL, 'T' },
 		{ "dump-memory", required_argument, NULL, 'D' },
+		{ "tcp-congestion", required_argument, NULL, 'C' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "v:t:d:b:r:T:D:q", lo, NULL)) !=
+	while ((opt = getopt_long(argc, argv, "v:t:d:b:r:T:D:C:q", lo, NULL)) !=
 	       -1) {
 		switch (opt) {
 		case 'v':
@@ -77,6 +78,9 @@ static int parse(struct src_cli *c, int argc, char **argv)
 			break;
 		case 'D':
 			c->dump = optarg;
+			break;
+		case 'C':
+			c->o.tcp_congestion = optarg;
 			break;
 		case 'q':
 			c->quiet = 1;

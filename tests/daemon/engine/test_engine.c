@@ -404,6 +404,49 @@ static void test_no_convergence(void)
 	finish(&r);
 }
 
+/* The stream runs under the congestion control asked for. */
+static void test_tcp_congestion(void)
+{
+	struct run r = {
+		.mo = { .size = 16 * MIB, .writers = 1, .rate = 1000 },
+		.so = { .tcp_congestion = "reno" }, /* always built in */
+	};
+
+	migrate(&r);
+	CU_ASSERT_EQUAL(r.rc, 0);
+	if (r.rc)
+		fprintf(stderr, "migration failed: %s\n", r.res.err);
+	CU_ASSERT_EQUAL(r.peer_rc, 0);
+	CU_ASSERT_EQUAL(r.cmp, 0);
+	finish(&r);
+}
+
+/* An unknown one fails at once, saying which, and the guest runs on. */
+static void test_tcp_congestion_unknown(void)
+{
+	struct msrc_opts mo = { .size = 4 * MIB, .writers = 1, .rate = 1000 };
+	struct pt_source_opts so = { .tcp_congestion = "no-such-cc",
+				     .reconnect_ms = 5000 };
+	struct sockaddr_in a = { 0 };
+	socklen_t al = sizeof(a);
+	struct pt_source_result res;
+	struct msrc *m;
+	char to[64];
+	int lfd = pt_tcp_listen("127.0.0.1:0");
+
+	CU_ASSERT_FATAL(lfd >= 0);
+	CU_ASSERT_FATAL(!getsockname(lfd, (struct sockaddr *)&a, &al));
+	snprintf(to, sizeof(to), "127.0.0.1:%d", ntohs(a.sin_port));
+	so.to = to;
+	CU_ASSERT_FATAL(msrc_create(&m, &mo) == 0);
+	CU_ASSERT(pt_migrate(msrc_source(m), &so, &res) < 0);
+	CU_ASSERT(strstr(res.err, "no-such-cc") != NULL);
+	CU_ASSERT(res.total_ms < 3000);
+	CU_ASSERT(!msrc_paused(m));
+	msrc_destroy(m);
+	close(lfd);
+}
+
 /* ---- rogue ends -------------------------------------------------------- */
 
 static void check_rogue_peer(int mode, int code)
@@ -563,7 +606,8 @@ PT_SUITE(engine, PT_TEST(test_bitmap_identical), PT_TEST(test_ring_identical),
 	 PT_TEST(test_peer_restart), PT_TEST(test_tcp_drop_resume),
 	 PT_TEST(test_bandwidth_cap), PT_TEST(test_time_limit_mid_round),
 	 PT_TEST(test_peer_memory_bounded), PT_TEST(test_no_space),
-	 PT_TEST(test_no_convergence), PT_TEST(test_rogue_peer_garbage),
+	 PT_TEST(test_no_convergence), PT_TEST(test_tcp_congestion),
+	 PT_TEST(test_tcp_congestion_unknown), PT_TEST(test_rogue_peer_garbage),
 	 PT_TEST(test_rogue_peer_bad_ack), PT_TEST(test_rogue_source_bad_crc),
 	 PT_TEST(test_rogue_source_no_hello),
 	 PT_TEST(test_rogue_source_bad_payload));
