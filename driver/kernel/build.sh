@@ -10,6 +10,9 @@
 #   check   checkpatch.pl --strict on every patch; W=1 and sparse (C=2) on
 #           the files the series touches, compared with the unpatched tree
 #   all     all of the above (the default)
+#   debug   (not in "all") the same kernel with lockdep and
+#           DEBUG_ATOMIC_SLEEP in $PTRACK_KWORK/build-debug; boot it with
+#           PTRACK_SKIP_BUILD=1 PTRACK_KIMAGE=<that Image> tests/arm64/run.sh
 #
 # Work dir: /var/tmp/ptrack-kernel (PTRACK_KWORK). ccache: CCACHE_DIR,
 # default /var/cache/ptrack/ccache. Both paths must stay fixed for ccache
@@ -137,6 +140,19 @@ do_bisect() {
 	"${GITC[@]}" checkout -q -f series
 }
 
+do_debug() {
+	unpack
+	apply_series
+	local o=$PTRACK_KWORK/build-debug frag=$PTRACK_KWORK/debug.fragment
+	cat "$here/config.fragment" "$here/debug.fragment" >"$frag"
+	local mk=(make -s -C "$PTRACK_KSRC" ARCH=arm64 CROSS_COMPILE="$PTRACK_CROSS"
+		  "CC=ccache ${PTRACK_CROSS}gcc" O="$o")
+	KCONFIG_ALLCONFIG=$frag "${mk[@]}" allnoconfig
+	grep -q '^CONFIG_PROVE_LOCKING=y' "$o/.config" || ptrack_die "no lockdep in debug config"
+	"${mk[@]}" -j"$PTRACK_JOBS" Image
+	stamp "arm64 debug Image: $o/arch/arm64/boot/Image"
+}
+
 # arch, make ARCH, cross prefix, defconfig target, config options to enable
 ARCHES=(
 	"x86_64|x86||x86_64_defconfig|VIRTUALIZATION KVM KVM_INTEL KVM_AMD"
@@ -248,6 +264,7 @@ for t in "${targets[@]}"; do
 	bisect) do_bisect ;;
 	arches) do_arches ;;
 	check) do_check ;;
+	debug) do_debug ;;
 	all)
 		do_check
 		do_bisect

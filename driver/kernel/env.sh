@@ -8,7 +8,7 @@ export PTRACK_REPO
 export PTRACK_KWORK=${PTRACK_KWORK:-/var/tmp/ptrack-kernel}
 export PTRACK_KSRC=$PTRACK_KWORK/linux
 export PTRACK_KBUILD=$PTRACK_KWORK/build-arm64
-export PTRACK_KIMAGE=$PTRACK_KBUILD/arch/arm64/boot/Image
+export PTRACK_KIMAGE=${PTRACK_KIMAGE:-$PTRACK_KBUILD/arch/arm64/boot/Image}
 export CCACHE_DIR=${CCACHE_DIR:-/var/cache/ptrack/ccache}
 export PTRACK_CROSS=aarch64-linux-gnu-
 PTRACK_JOBS=${PTRACK_JOBS:-$(($(nproc) + 1))}
