@@ -172,11 +172,16 @@ do_arches() {
 		dir=arch/$arch/kvm/
 		local mk=(make -s -C "$PTRACK_KSRC" ARCH="$arch" O="$o"
 			  CROSS_COMPILE="$cross" "CC=ccache ${cross}gcc")
-		"${mk[@]}" "$defc" >/dev/null
-		local sc=()
-		for c in $opts; do sc+=(--enable "$c"); done
-		"$PTRACK_KSRC/scripts/config" --file "$o/.config" "${sc[@]}"
-		"${mk[@]}" olddefconfig >/dev/null
+		# Configure once: re-running defconfig rewrites .config and
+		# makes the next build redo "prepare".
+		if [[ ! -f $o/.config || $(cat "$o/.ptrack-spec" 2>/dev/null) != "$spec" ]]; then
+			"${mk[@]}" "$defc" >/dev/null
+			local sc=()
+			for c in $opts; do sc+=(--enable "$c"); done
+			"$PTRACK_KSRC/scripts/config" --file "$o/.config" "${sc[@]}"
+			"${mk[@]}" olddefconfig >/dev/null
+			echo "$spec" >"$o/.ptrack-spec"
+		fi
 		grep -q '^CONFIG_KVM=[ym]' "$o/.config" ||
 			grep -q '^CONFIG_KVM_BOOK3S_64=[ym]' "$o/.config" ||
 			ptrack_die "$name: KVM not enabled"
