@@ -248,7 +248,7 @@ static void throughput(uint64_t size)
 	 * sockets, separates that from the stream's own costs (framing, the
 	 * staging copy, CRC32C on both ends).
 	 */
-	if (strcmp(cc, "cubic") && cc_usable("cubic")) {
+	if (strcmp(cc, "cubic") != 0 && cc_usable("cubic")) {
 		throughput_cc(m, size, "cubic", "cubic (set on both sockets)");
 		if (!strcmp(cc, "bbr"))
 			printf("  bbr paces every socket with hrtimers unless the fq qdisc does: use\n"
