@@ -128,7 +128,8 @@ static void pta_op_tracker_release(struct page_tracker *t)
 	kfree(priv);
 }
 
-static int pta_op_enable(struct page_tracker *t, int cpu)
+/* Enable and disable differ only in the core call; both map the CPU first. */
+static int pta_op_set_cpu(struct page_tracker *t, int cpu, bool enable)
 {
 	struct pta_dev *pd = pta_from_tracker(t);
 	struct pta_tracker_priv *priv = t->priv;
@@ -138,24 +139,22 @@ static int pta_op_enable(struct page_tracker *t, int cpu)
 	if (id < -1)
 		return id;
 	mutex_lock(&pta_lock);
-	ret = pta_tracker_enable(priv->pt, id);
+	if (enable)
+		ret = pta_tracker_enable(priv->pt, id);
+	else
+		ret = pta_tracker_disable(priv->pt, id);
 	mutex_unlock(&pta_lock);
 	return ret;
 }
 
+static int pta_op_enable(struct page_tracker *t, int cpu)
+{
+	return pta_op_set_cpu(t, cpu, true);
+}
+
 static int pta_op_disable(struct page_tracker *t, int cpu)
 {
-	struct pta_dev *pd = pta_from_tracker(t);
-	struct pta_tracker_priv *priv = t->priv;
-	int id = pta_cpu_to_id(pd, cpu);
-	int ret;
-
-	if (id < -1)
-		return id;
-	mutex_lock(&pta_lock);
-	ret = pta_tracker_disable(priv->pt, id);
-	mutex_unlock(&pta_lock);
-	return ret;
+	return pta_op_set_cpu(t, cpu, false);
 }
 
 static int pta_op_flush(struct page_tracker *t)
