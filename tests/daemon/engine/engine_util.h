@@ -103,6 +103,23 @@ static inline pid_t eu_start_peer(const char *dir, int port,
 	_exit(98);
 }
 
+/* Starts a peer in @dir (see eu_start_peer) and connects to it, retrying
+ * while it starts up. Returns the socket, or -1; *@peer is its pid. */
+static inline int eu_connect_new_peer(const char *dir, pid_t *peer)
+{
+	char to[64];
+	int port = eu_free_port(), fd = -1, i;
+
+	*peer = eu_start_peer(dir, port, NULL);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	for (i = 0; i < 100 && fd < 0; i++) {
+		fd = pt_tcp_connect(to, 1000);
+		if (fd < 0)
+			usleep(20000);
+	}
+	return fd;
+}
+
 /* Waits until the peer in @dir persisted a session: the stream began. */
 static inline void eu_wait_session(const char *dir)
 {

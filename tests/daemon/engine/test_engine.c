@@ -497,18 +497,12 @@ static void check_rogue_source(int corrupt, int code)
 	Ptrack__V1__PageData pd = PTRACK__V1__PAGE_DATA__INIT;
 	struct rogue g = { .got_error = -1 };
 	struct pt_txframe tx;
-	char dir[PATH_MAX], to[64];
-	int port = eu_free_port(), fd = -1, i;
+	char dir[PATH_MAX];
 	pid_t peer;
+	int fd;
 
 	eu_tmpdir(dir, sizeof(dir));
-	peer = eu_start_peer(dir, port, NULL);
-	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
-	for (i = 0; i < 100 && fd < 0; i++) {
-		fd = pt_tcp_connect(to, 1000);
-		if (fd < 0)
-			usleep(20000);
-	}
+	fd = eu_connect_new_peer(dir, &peer);
 	CU_ASSERT_FATAL(fd >= 0);
 	pd.region = 1;
 	pd.page_count = 1;
@@ -540,18 +534,12 @@ static void test_rogue_source_bad_payload(void)
 	struct pt_txframe tx;
 	struct pt_reader rd;
 	struct pt_frame f;
-	char dir[PATH_MAX], to[64];
-	int port = eu_free_port(), fd = -1, i;
+	char dir[PATH_MAX];
 	pid_t peer;
+	int fd;
 
 	eu_tmpdir(dir, sizeof(dir));
-	peer = eu_start_peer(dir, port, NULL);
-	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
-	for (i = 0; i < 100 && fd < 0; i++) {
-		fd = pt_tcp_connect(to, 1000);
-		if (fd < 0)
-			usleep(20000);
-	}
+	fd = eu_connect_new_peer(dir, &peer);
 	CU_ASSERT_FATAL(fd >= 0);
 	rg.id = 1;
 	rg.size = 1 << 20;
