@@ -25,7 +25,7 @@ void pt_config_defaults(struct pt_config *c)
 	c->libvirt_enabled = 1;
 	strcpy(c->libvirt_uri, PT_LIBVIRT_URI);
 	c->track_migrations = 1;
-	strcpy(c->libvirt_pid_dir, "/run/libvirt/qemu");
+	strcpy(c->libvirt_pid_dir, PT_LIBVIRT_PID_DIR);
 	c->reconnect_ms = 2000;
 	c->downtime_ms = 300;
 	c->max_rounds = 30;

@@ -16,6 +16,7 @@
 #define PT_STATE_DIR "/var/lib/ptrack"
 #define PT_METRICS_LISTEN "127.0.0.1:9477"
 #define PT_LIBVIRT_URI "qemu:///system"
+#define PT_LIBVIRT_PID_DIR "/run/libvirt/qemu"
 #define PT_CONFIG_ERR_MAX 512
 
 #define PT_SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path))

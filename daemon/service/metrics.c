@@ -92,6 +92,26 @@ static void labels(const struct pt_vm *v, char *out, size_t len)
 		 esc(v->uuid, d, sizeof(d)));
 }
 
+/* The running libvirt domains followed, with the VM mapped to each. */
+static void domains(struct buf *b, struct pt_service *s)
+{
+	char n[600], u[100], m[600];
+
+	help(b, "ptrack_libvirt_domain_info", "gauge",
+	     "A running libvirt domain: name, UUID, QEMU pid, and the registered VM mapped to it.");
+	for (struct pt_dom *d = s->doms; d; d = d->next) {
+		const char *vm = "";
+
+		for (struct pt_vm *v = s->vms; v; v = v->next)
+			if (!v->gone && !strcmp(v->domain, d->name))
+				vm = v->src->name;
+		put(b,
+		    "ptrack_libvirt_domain_info{vm=\"%s\",uuid=\"%s\",pid=\"%d\",registered=\"%s\"} 1\n",
+		    esc(d->name, n, sizeof(n)), esc(d->uuid, u, sizeof(u)),
+		    (int)d->pid, esc(vm, m, sizeof(m)));
+	}
+}
+
 static void vm_rates(struct buf *b, struct pt_service *s)
 {
 	char l[700];
@@ -266,6 +286,7 @@ char *pt_metrics_render(struct pt_service *s)
 	help(&b, "ptrack_libvirt_connected", "gauge",
 	     "1 while connected to libvirt.");
 	put(&b, "ptrack_libvirt_connected %d\n", pt_virt_connected(s));
+	domains(&b, s);
 	if (b.oom) {
 		free(b.p);
 		return NULL;

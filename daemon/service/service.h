@@ -104,6 +104,14 @@ struct pt_conn {
 	uid_t uid;
 };
 
+/* A running libvirt domain the service follows (virt.c). */
+struct pt_dom {
+	struct pt_dom *next;
+	char name[256];
+	char uuid[37];
+	pid_t pid; /* QEMU's, from libvirt's pid file; 0: unknown */
+};
+
 struct pt_virt;
 struct pt_metrics;
 
@@ -122,6 +130,7 @@ struct pt_service {
 	struct pt_peer_job *peers;
 	struct pt_metrics *metrics;
 	struct pt_virt *virt;
+	struct pt_dom *doms; /* running libvirt domains */
 	uint64_t start_ns;
 	uint64_t next_mig_id;
 	unsigned int running_migrations;
@@ -183,7 +192,8 @@ void pt_virt_map(struct pt_service *s);
  * follows when [libvirt] track_migrations is on. */
 struct _virDomain;
 void pt_virt_job(struct pt_service *s, struct _virDomain *d, int running);
-/* Serves libvirt's event interface from @ev; once per process. */
+/* Serves libvirt's event interface from @ev, from the thread that runs
+ * @ev. libvirt may call it from any thread; see virt.c. */
 int pt_virt_bridge(sd_event *ev);
 
 #endif

@@ -9,11 +9,14 @@
 #include "service/service.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "service/log.h"
 
@@ -27,9 +30,23 @@ struct pt_virt {
 
 /* --- the event loop bridge -------------------------------------------- */
 
+/*
+ * libvirt calls the event interface from any thread: the remote driver
+ * from the caller's, an embedded driver (qemu:///embed) also from its own
+ * workers. sd-event is not thread-safe, so only the loop's thread (the one
+ * that called pt_virt_bridge()) touches it. Other threads queue their
+ * request and wake the loop through an eventfd; the loop applies the queue
+ * before anything else, and before dispatching any handle, so a handle
+ * removed by another thread is never called after its removal was seen.
+ * Handles watch a dup of libvirt's fd: libvirt closes its fd right after
+ * removing the handle, possibly before the loop has applied the removal.
+ */
+
 struct vhandle {
 	int id;
-	int fd;
+	int fd; /* libvirt's, passed back to the callback */
+	int dupfd; /* ours, the one sd-event watches */
+	int events;
 	sd_event_source *es;
 	virEventHandleCallback cb;
 	virEventTimeoutCallback tcb;
@@ -39,10 +56,42 @@ struct vhandle {
 	struct vhandle *next;
 };
 
+enum vop_kind { OP_ADD_IO, OP_UPD_IO, OP_ADD_TIME, OP_UPD_TIME, OP_REMOVE };
+
+struct vop {
+	enum vop_kind kind;
+	int id, fd, arg; /* arg: events or ms */
+	virEventHandleCallback cb;
+	virEventTimeoutCallback tcb;
+	void *opaque;
+	virFreeCallback ff;
+	struct vop *next;
+};
+
 static sd_event *bridge_ev;
-static struct vhandle *handles;
+static pthread_t bridge_owner;
+static struct vhandle *handles; /* only the loop thread */
 static struct vhandle *dead; /* removed, free callback pending */
-static int next_id = 1;
+static pthread_mutex_t qlock = PTHREAD_MUTEX_INITIALIZER;
+static struct vop *queue, **queue_tail = &queue; /* under qlock */
+static int next_id = 1; /* under qlock */
+static int wake_fd = -1;
+static sd_event_source *wake_es;
+
+static int on_loop(void)
+{
+	return pthread_equal(pthread_self(), bridge_owner);
+}
+
+static int new_id(void)
+{
+	int id;
+
+	pthread_mutex_lock(&qlock);
+	id = next_id++;
+	pthread_mutex_unlock(&qlock);
+	return id;
+}
 
 static uint32_t to_epoll(int ev)
 {
@@ -66,47 +115,115 @@ static struct vhandle *find(int id)
 	return NULL;
 }
 
+static void apply_queue(void);
+
 static int on_io(sd_event_source *es, int fd, uint32_t revents, void *arg)
 {
 	struct vhandle *h = arg;
+	int id = h->id;
 
 	(void)es;
-	h->cb(h->id, fd, from_epoll(revents), h->opaque);
+	(void)fd;
+	apply_queue();
+	if (find(id) == h)
+		h->cb(h->id, h->fd, from_epoll(revents), h->opaque);
 	return 0;
 }
 
-static int add_handle(int fd, int events, virEventHandleCallback cb,
-		      void *opaque, virFreeCallback ff)
+static int on_timeout(sd_event_source *es, uint64_t usec, void *arg)
+{
+	struct vhandle *h = arg;
+	int id = h->id;
+
+	(void)usec;
+	apply_queue();
+	if (find(id) != h)
+		return 0;
+	/* Re-arm first: the callback may update or remove this timeout. */
+	sd_event_source_set_time_relative(es, (uint64_t)h->interval * 1000);
+	sd_event_source_set_enabled(es, SD_EVENT_ON);
+	h->tcb(h->id, h->opaque);
+	return 0;
+}
+
+/* (Re)creates @h's source in the bridge's loop, in its current state. */
+static int attach(struct vhandle *h)
+{
+	int ret;
+
+	if (h->tcb) {
+		ret = sd_event_add_time_relative(bridge_ev, &h->es,
+						 CLOCK_MONOTONIC, 0, 1000,
+						 on_timeout, h);
+		if (ret < 0)
+			return ret;
+		if (h->interval < 0)
+			return sd_event_source_set_enabled(h->es, SD_EVENT_OFF);
+		sd_event_source_set_time_relative(h->es,
+						  (uint64_t)h->interval * 1000);
+		return sd_event_source_set_enabled(h->es, SD_EVENT_ON);
+	}
+	ret = sd_event_add_io(bridge_ev, &h->es, h->dupfd, to_epoll(h->events),
+			      on_io, h);
+	if (ret < 0)
+		return ret;
+	if (!h->events)
+		sd_event_source_set_enabled(h->es, SD_EVENT_OFF);
+	return 0;
+}
+
+static void do_add(const struct vop *op)
 {
 	struct vhandle *h = calloc(1, sizeof(*h));
 
 	if (!h)
-		return -1;
-	if (sd_event_add_io(bridge_ev, &h->es, fd, to_epoll(events), on_io, h) <
-	    0) {
-		free(h);
-		return -1;
+		goto fail;
+	h->id = op->id;
+	h->fd = op->fd;
+	h->dupfd = -1;
+	h->events = op->arg;
+	h->interval = op->arg;
+	h->cb = op->cb;
+	h->tcb = op->tcb;
+	h->opaque = op->opaque;
+	h->ff = op->ff;
+	if (!h->tcb) {
+		h->dupfd = fcntl(op->fd, F_DUPFD_CLOEXEC, 3);
+		if (h->dupfd < 0)
+			goto fail;
 	}
-	if (!events)
-		sd_event_source_set_enabled(h->es, SD_EVENT_OFF);
-	h->id = next_id++;
-	h->fd = fd;
-	h->cb = cb;
-	h->opaque = opaque;
-	h->ff = ff;
+	if (attach(h) < 0)
+		goto fail;
 	h->next = handles;
 	handles = h;
-	return h->id;
+	return;
+fail:
+	pt_log(LOG_ERR, "libvirt event bridge: cannot watch %s %d",
+	       op->tcb ? "timeout" : "fd", op->fd);
+	if (h && h->dupfd >= 0)
+		close(h->dupfd);
+	free(h);
 }
 
-static void update_handle(int id, int events)
+static void do_update(int id, int arg)
 {
 	struct vhandle *h = find(id);
 
-	if (!h)
+	if (!h || !h->es)
 		return;
-	if (events) {
-		sd_event_source_set_io_events(h->es, to_epoll(events));
+	if (h->tcb) {
+		h->interval = arg;
+		if (arg < 0) {
+			sd_event_source_set_enabled(h->es, SD_EVENT_OFF);
+			return;
+		}
+		sd_event_source_set_time_relative(h->es, (uint64_t)arg * 1000);
+		sd_event_source_set_enabled(h->es, SD_EVENT_ON);
+		return;
+	}
+	h->events = arg;
+	if (arg) {
+		sd_event_source_set_io_events(h->es, to_epoll(arg));
 		sd_event_source_set_enabled(h->es, SD_EVENT_ON);
 	} else {
 		sd_event_source_set_enabled(h->es, SD_EVENT_OFF);
@@ -136,14 +253,7 @@ static int on_deferred_free(sd_event_source *es, void *arg)
 	return 0;
 }
 
-/* Runs the free callbacks the loop did not get to (at shutdown). */
-static void reap_dead(void)
-{
-	while (dead)
-		dead_free(dead);
-}
-
-static int remove_any(int id)
+static int do_remove(int id)
 {
 	struct vhandle **p = &handles, *h;
 	sd_event_source *d;
@@ -156,6 +266,9 @@ static int remove_any(int id)
 	*p = h->next;
 	sd_event_source_disable_unref(h->es);
 	h->es = NULL;
+	if (h->dupfd >= 0)
+		close(h->dupfd);
+	h->dupfd = -1;
 	h->next = dead;
 	dead = h;
 	if (sd_event_add_defer(bridge_ev, &d, on_deferred_free, h) >= 0)
@@ -163,90 +276,226 @@ static int remove_any(int id)
 	return 0;
 }
 
-static int remove_handle(int id)
+static void apply(const struct vop *op)
 {
-	return remove_any(id);
+	switch (op->kind) {
+	case OP_ADD_IO:
+	case OP_ADD_TIME:
+		do_add(op);
+		break;
+	case OP_UPD_IO:
+	case OP_UPD_TIME:
+		do_update(op->id, op->arg);
+		break;
+	case OP_REMOVE:
+		do_remove(op->id);
+		break;
+	}
 }
 
-static int on_timeout(sd_event_source *es, uint64_t usec, void *arg)
+/* Only on the loop thread: what other threads asked for, in order. */
+static void apply_queue(void)
 {
-	struct vhandle *h = arg;
+	struct vop *q;
 
-	(void)usec;
-	/* Re-arm first: the callback may update or remove this timeout. */
-	sd_event_source_set_time_relative(es, (uint64_t)h->interval * 1000);
-	sd_event_source_set_enabled(es, SD_EVENT_ON);
-	h->tcb(h->id, h->opaque);
+	pthread_mutex_lock(&qlock);
+	q = queue;
+	queue = NULL;
+	queue_tail = &queue;
+	pthread_mutex_unlock(&qlock);
+	while (q) {
+		struct vop *n = q->next;
+
+		apply(q);
+		free(q);
+		q = n;
+	}
+}
+
+static int on_wake(sd_event_source *es, int fd, uint32_t revents, void *arg)
+{
+	uint64_t n;
+
+	(void)es;
+	(void)revents;
+	(void)arg;
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return 0;
+	apply_queue();
 	return 0;
 }
 
-static void arm(struct vhandle *h, int ms)
+/* Applies @op now on the loop thread, else queues it for the loop. */
+static int submit(const struct vop *op)
 {
-	h->interval = ms;
-	if (ms < 0) {
-		sd_event_source_set_enabled(h->es, SD_EVENT_OFF);
-		return;
+	struct vop *q;
+	uint64_t one = 1;
+
+	if (on_loop()) {
+		apply_queue();
+		if (op->kind == OP_REMOVE)
+			return do_remove(op->id);
+		apply(op);
+		return 0;
 	}
-	sd_event_source_set_time_relative(h->es, (uint64_t)ms * 1000);
-	sd_event_source_set_enabled(h->es, SD_EVENT_ON);
+	q = malloc(sizeof(*q));
+	if (!q)
+		return -1;
+	*q = *op;
+	q->next = NULL;
+	pthread_mutex_lock(&qlock);
+	*queue_tail = q;
+	queue_tail = &q->next;
+	pthread_mutex_unlock(&qlock);
+	if (write(wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return -1;
+	return 0;
+}
+
+static int add_handle(int fd, int events, virEventHandleCallback cb,
+		      void *opaque, virFreeCallback ff)
+{
+	struct vop op = { .kind = OP_ADD_IO,
+			  .fd = fd,
+			  .arg = events,
+			  .cb = cb,
+			  .opaque = opaque,
+			  .ff = ff };
+
+	op.id = new_id();
+	return submit(&op) ? -1 : op.id;
+}
+
+static void update_handle(int id, int events)
+{
+	struct vop op = { .kind = OP_UPD_IO, .id = id, .arg = events };
+
+	submit(&op);
+}
+
+static int remove_handle(int id)
+{
+	struct vop op = { .kind = OP_REMOVE, .id = id };
+
+	return submit(&op);
 }
 
 static int add_timeout(int ms, virEventTimeoutCallback cb, void *opaque,
 		       virFreeCallback ff)
 {
-	struct vhandle *h = calloc(1, sizeof(*h));
+	struct vop op = { .kind = OP_ADD_TIME,
+			  .fd = -1,
+			  .arg = ms,
+			  .tcb = cb,
+			  .opaque = opaque,
+			  .ff = ff };
 
-	if (!h)
-		return -1;
-	if (sd_event_add_time_relative(bridge_ev, &h->es, CLOCK_MONOTONIC, 0,
-				       1000, on_timeout, h) < 0) {
-		free(h);
-		return -1;
-	}
-	h->id = next_id++;
-	h->fd = -1;
-	h->tcb = cb;
-	h->opaque = opaque;
-	h->ff = ff;
-	h->next = handles;
-	handles = h;
-	arm(h, ms);
-	return h->id;
+	op.id = new_id();
+	return submit(&op) ? -1 : op.id;
 }
 
 static void update_timeout(int id, int ms)
 {
-	struct vhandle *h = find(id);
+	struct vop op = { .kind = OP_UPD_TIME, .id = id, .arg = ms };
 
-	if (h)
-		arm(h, ms);
+	submit(&op);
 }
 
 static int remove_timeout(int id)
 {
-	return remove_any(id);
+	struct vop op = { .kind = OP_REMOVE, .id = id };
+
+	return submit(&op);
 }
 
-/* Only once per process, as libvirt allows. */
+/* Runs the free callbacks the loop did not get to (at shutdown). */
+static void reap_dead(void)
+{
+	apply_queue();
+	while (dead)
+		dead_free(dead);
+}
+
+/*
+ * libvirt takes one event implementation per process. A later service in
+ * the same process (tests) moves the bridge to its loop and thread: the
+ * live handles, which libvirt's drivers may keep across connections, get
+ * their sources again in the new loop. Call it from the thread that will
+ * run @ev.
+ */
 int pt_virt_bridge(sd_event *ev)
 {
+	static int registered;
+	sd_event_source *w;
+	int ret;
+
+	if (bridge_ev == ev) {
+		bridge_owner = pthread_self();
+		return 0;
+	}
+	if (wake_fd < 0) {
+		wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (wake_fd < 0)
+			return -errno;
+	}
+	ret = sd_event_add_io(ev, &w, wake_fd, EPOLLIN, on_wake, NULL);
+	if (ret < 0)
+		return ret;
+	sd_event_source_disable_unref(wake_es);
+	wake_es = w;
+	for (struct vhandle *h = handles; h; h = h->next)
+		h->es = sd_event_source_disable_unref(h->es);
+	while (dead)
+		dead_free(dead);
 	if (bridge_ev)
-		return bridge_ev == ev ? 0 : -EBUSY;
+		sd_event_unref(bridge_ev);
 	bridge_ev = sd_event_ref(ev);
-	virEventRegisterImpl(add_handle, update_handle, remove_handle,
-			     add_timeout, update_timeout, remove_timeout);
+	bridge_owner = pthread_self();
+	for (struct vhandle *h = handles; h; h = h->next)
+		if (attach(h) < 0)
+			pt_log(LOG_ERR, "libvirt event bridge: lost handle %d",
+			       h->id);
+	apply_queue();
+	if (!registered)
+		virEventRegisterImpl(add_handle, update_handle, remove_handle,
+				     add_timeout, update_timeout,
+				     remove_timeout);
+	registered = 1;
 	return 0;
 }
 
 /* --- domains ---------------------------------------------------------- */
 
+/*
+ * libvirt's QEMU driver writes <pid_dir>/<domain>.pid. An embedded driver
+ * (qemu:///embed?root=DIR) keeps it under DIR/run/qemu, which is used
+ * unless [libvirt] pid_dir was changed from its default.
+ */
+static void pid_dir(const struct pt_service *s, char *out, size_t len)
+{
+	const char *uri = s->cfg.libvirt_uri, *root, *end;
+
+	root = strstr(uri, "root=");
+	if (!strncmp(uri, "qemu:///embed", 13) && root &&
+	    !strcmp(s->cfg.libvirt_pid_dir, PT_LIBVIRT_PID_DIR)) {
+		root += 5;
+		end = strchr(root, '&');
+		snprintf(out, len, "%.*s/run/qemu",
+			 (int)(end ? (size_t)(end - root) : strlen(root)),
+			 root);
+		return;
+	}
+	snprintf(out, len, "%s", s->cfg.libvirt_pid_dir);
+}
+
 static pid_t domain_pid(struct pt_service *s, const char *name)
 {
-	char path[600];
+	char dir[300], path[600];
 	FILE *f;
 	int pid = 0;
 
-	snprintf(path, sizeof(path), "%s/%s.pid", s->cfg.libvirt_pid_dir, name);
+	pid_dir(s, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/%s.pid", dir, name);
 	f = fopen(path, "re");
 	if (!f)
 		return 0;
@@ -254,6 +503,72 @@ static pid_t domain_pid(struct pt_service *s, const char *name)
 		pid = 0;
 	fclose(f);
 	return pid;
+}
+
+/* --- the domains we follow -------------------------------------------- */
+
+static struct pt_dom **dom_slot(struct pt_service *s, const char *uuid)
+{
+	struct pt_dom **p = &s->doms;
+
+	while (*p && strcmp((*p)->uuid, uuid) != 0)
+		p = &(*p)->next;
+	return p;
+}
+
+/* A domain runs: remember its name, UUID and QEMU PID. */
+static void dom_seen(struct pt_service *s, virDomainPtr d)
+{
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	struct pt_dom **p, *dm;
+	const char *name = virDomainGetName(d);
+	pid_t pid = domain_pid(s, name);
+
+	if (virDomainGetUUIDString(d, uuid))
+		return;
+	p = dom_slot(s, uuid);
+	dm = *p;
+	if (dm && dm->pid == pid && !strcmp(dm->name, name))
+		return;
+	if (!dm) {
+		dm = calloc(1, sizeof(*dm));
+		if (!dm)
+			return;
+		snprintf(dm->uuid, sizeof(dm->uuid), "%s", uuid);
+		dm->next = s->doms;
+		s->doms = dm;
+	}
+	snprintf(dm->name, sizeof(dm->name), "%s", name);
+	dm->pid = pid;
+	pt_logx(LOG_INFO, name, 0, PT_MSGID_LIBVIRT,
+		"libvirt domain running: uuid %s, QEMU pid %d", uuid, (int)pid);
+}
+
+static void dom_forget(struct pt_service *s, virDomainPtr d, int detail)
+{
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	struct pt_dom **p, *dm;
+
+	if (virDomainGetUUIDString(d, uuid))
+		return;
+	p = dom_slot(s, uuid);
+	dm = *p;
+	if (!dm)
+		return;
+	*p = dm->next;
+	pt_logx(LOG_INFO, dm->name, 0, PT_MSGID_LIBVIRT,
+		"libvirt domain stopped (reason %d): forgotten", detail);
+	free(dm);
+}
+
+static void dom_clear(struct pt_service *s)
+{
+	while (s->doms) {
+		struct pt_dom *dm = s->doms;
+
+		s->doms = dm->next;
+		free(dm);
+	}
 }
 
 static struct pt_vm *vm_for(struct pt_service *s, virDomainPtr d)
@@ -298,6 +613,7 @@ void pt_virt_map(struct pt_service *s)
 	n = virConnectListAllDomains(s->virt->conn, &doms,
 				     VIR_CONNECT_LIST_DOMAINS_ACTIVE);
 	for (int i = 0; i < n; i++) {
+		dom_seen(s, doms[i]);
 		map_one(s, doms[i]);
 		virDomainFree(doms[i]);
 	}
@@ -330,8 +646,10 @@ static int on_lifecycle(virConnectPtr c, virDomainPtr d, int event, int detail,
 	pt_logx(LOG_DEBUG, virDomainGetName(d), 0, PT_MSGID_LIBVIRT,
 		"domain event %d/%d", event, detail);
 	if (event == VIR_DOMAIN_EVENT_STARTED ||
-	    event == VIR_DOMAIN_EVENT_RESUMED)
+	    event == VIR_DOMAIN_EVENT_RESUMED) {
+		dom_seen(s, d);
 		map_one(s, d);
+	}
 	if (event == VIR_DOMAIN_EVENT_SUSPENDED &&
 	    detail == VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED)
 		pt_virt_job(s, d, 1);
@@ -345,6 +663,7 @@ static int on_lifecycle(virConnectPtr c, virDomainPtr d, int event, int detail,
 
 		if (v)
 			v->domain[0] = '\0';
+		dom_forget(s, d, detail);
 	}
 	return 0;
 }
@@ -446,6 +765,8 @@ static int virt_connect(struct pt_virt *v)
 	register_events(v);
 	pt_logx(LOG_INFO, NULL, 0, PT_MSGID_LIBVIRT, "connected to libvirt %s",
 		v->svc->cfg.libvirt_uri);
+	/* Domains that stopped while we were away are forgotten. */
+	dom_clear(v->svc);
 	pt_virt_map(v->svc);
 	return 0;
 }
@@ -493,6 +814,7 @@ void pt_virt_stop(struct pt_service *s)
 	}
 	sd_event_source_unref(v->retry);
 	reap_dead();
+	dom_clear(s);
 	free(v);
 	s->virt = NULL;
 }
