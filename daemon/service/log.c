@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <systemd/sd-journal.h>
 #include <unistd.h>
 
@@ -37,18 +38,33 @@ int pt_log_prio_parse(const char *s)
 	return -1;
 }
 
+/* Only the fields the message has: an empty VM= would be stored as a
+ * field with an empty value, which `journalctl VM=` matches. */
 static void log_journal(int prio, const char *vm, uint64_t mig,
 			const char *msgid, const char *text)
 {
-	char migs[32];
+	char msg[1100], pr[16], vms[300], migs[48], ids[64];
+	struct iovec iov[6];
+	int n = 0;
 
-	snprintf(migs, sizeof(migs), "%" PRIu64, mig);
-	/* Absent fields are sent as empty ones rather than branching on
-	 * every combination; journalctl filters treat them as unset. */
-	sd_journal_send("MESSAGE=%s", text, "PRIORITY=%d", prio,
-			"SYSLOG_IDENTIFIER=ptrackd", "VM=%s", vm ? vm : "",
-			"MIGRATION_ID=%s", mig ? migs : "", "MESSAGE_ID=%s",
-			msgid ? msgid : "", NULL);
+	snprintf(msg, sizeof(msg), "MESSAGE=%s", text);
+	snprintf(pr, sizeof(pr), "PRIORITY=%d", prio);
+	iov[n++] = (struct iovec){ msg, strlen(msg) };
+	iov[n++] = (struct iovec){ pr, strlen(pr) };
+	iov[n++] = (struct iovec){ (char *)"SYSLOG_IDENTIFIER=ptrackd", 25 };
+	if (vm) {
+		snprintf(vms, sizeof(vms), "VM=%s", vm);
+		iov[n++] = (struct iovec){ vms, strlen(vms) };
+	}
+	if (mig) {
+		snprintf(migs, sizeof(migs), "MIGRATION_ID=%" PRIu64, mig);
+		iov[n++] = (struct iovec){ migs, strlen(migs) };
+	}
+	if (msgid) {
+		snprintf(ids, sizeof(ids), "MESSAGE_ID=%s", msgid);
+		iov[n++] = (struct iovec){ ids, strlen(ids) };
+	}
+	sd_journal_sendv(iov, n);
 }
 
 void pt_logx(int prio, const char *vm, uint64_t mig, const char *msgid,
