@@ -124,4 +124,11 @@ int pt_tcp_listen(const char *hostport);
 int pt_tcp_connect(const char *hostport, int timeout_ms);
 int pt_sock_timeouts(int fd, int timeout_ms);
 
+/*
+ * Whether this kernel lets a TCP socket of ours use congestion control
+ * @name (TCP_CONGESTION on a scratch socket). Returns 0, or a negative
+ * errno with the reason, and what is available, in @err.
+ */
+int pt_tcp_congestion_check(const char *name, char *err, size_t len);
+
 #endif

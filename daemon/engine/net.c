@@ -13,6 +13,60 @@
 
 #include "engine/migrate.h"
 
+static void read_line(const char *path, char *out, size_t len)
+{
+	FILE *f = fopen(path, "re");
+
+	snprintf(out, len, "?");
+	if (f && fgets(out, (int)len, f))
+		out[strcspn(out, "\n")] = '\0';
+	if (f)
+		fclose(f);
+}
+
+int pt_tcp_congestion_check(const char *name, char *err, size_t len)
+{
+	char list[256];
+	int fd, ret = 0;
+
+	/* TCP_CA_NAME_MAX is 16 with the NUL. */
+	if (!name[0] || strlen(name) >= 16) {
+		snprintf(
+			err, len,
+			"'%s' is not a TCP congestion control name (1 to 15 characters)",
+			name);
+		return -EINVAL;
+	}
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(err, len, "TCP socket: %s", strerror(-ret));
+		return ret;
+	}
+	if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, strlen(name)))
+		ret = -errno;
+	close(fd);
+	if (ret == -ENOENT) {
+		read_line("/proc/sys/net/ipv4/tcp_available_congestion_control",
+			  list, sizeof(list));
+		snprintf(
+			err, len,
+			"TCP congestion control '%s' is not available in this kernel (available: %s)",
+			name, list);
+	} else if (ret == -EPERM) {
+		read_line("/proc/sys/net/ipv4/tcp_allowed_congestion_control",
+			  list, sizeof(list));
+		snprintf(
+			err, len,
+			"TCP congestion control '%s' is not allowed without CAP_NET_ADMIN (allowed: %s)",
+			name, list);
+	} else if (ret) {
+		snprintf(err, len, "TCP congestion control '%s': %s", name,
+			 strerror(-ret));
+	}
+	return ret;
+}
+
 uint64_t pt_layout_offset(const struct pt_layout *l, size_t i)
 {
 	uint64_t off = 0;

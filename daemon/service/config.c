@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/migrate.h"
 #include "service/log.h"
 
 void pt_config_defaults(struct pt_config *c)
@@ -207,6 +208,13 @@ static int set_migration(struct pt_config *c, const char *k, const char *v,
 		return set_uint(&c->max_rounds, v, 2, 100000, err, len);
 	if (!strcmp(k, "time_limit_ms"))
 		return set_u64(&c->time_limit_ms, v, 100, 86400000, err, len);
+	if (!strcmp(k, "tcp_congestion")) {
+		/* Checked against this kernel, as a migration would. */
+		if (v[0] && pt_tcp_congestion_check(v, err, len))
+			return -EINVAL;
+		return set_str(c->tcp_congestion, sizeof(c->tcp_congestion), v,
+			       err, len);
+	}
 	return fail(err, len, "unknown key '%s' in [migration]", k);
 }
 

@@ -44,6 +44,7 @@ struct pt_config {
 	uint64_t bandwidth;
 	unsigned int max_rounds;
 	uint64_t time_limit_ms;
+	char tcp_congestion[16]; /* empty: the system's */
 };
 
 void pt_config_defaults(struct pt_config *c);

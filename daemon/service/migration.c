@@ -298,6 +298,11 @@ mig_new(struct pt_service *s, struct pt_vm *vm,
 	m->opts.bandwidth = q->bandwidth ? q->bandwidth : s->cfg.bandwidth;
 	m->opts.max_rounds = q->max_rounds ? q->max_rounds : s->cfg.max_rounds;
 	m->opts.time_limit_ms = s->cfg.time_limit_ms;
+	snprintf(m->cc, sizeof(m->cc), "%s",
+		 q->tcp_congestion && q->tcp_congestion[0]
+			 ? q->tcp_congestion
+			 : s->cfg.tcp_congestion);
+	m->opts.tcp_congestion = m->cc[0] ? m->cc : NULL;
 	m->opts.progress = on_progress;
 	m->opts.arg = m;
 	m->state = "active";
@@ -338,6 +343,16 @@ int pt_migration_start(struct pt_service *s, struct pt_conn *c, uint64_t id,
 				     q->vm);
 	if (s->stopping)
 		return pt_conn_error(c, id, -ESHUTDOWN, "ptrackd is stopping");
+	if (q->tcp_congestion && q->tcp_congestion[0]) {
+		char err[300];
+
+		/* -EINVAL whatever the kernel said: ENOENT or EPERM would
+		 * read as "no such VM" or "access denied" to ptrackctl. */
+		if (pt_tcp_congestion_check(q->tcp_congestion, err,
+					    sizeof(err)))
+			return pt_conn_error(c, id, -EINVAL, "migrate '%s': %s",
+					     q->vm, err);
+	}
 	m = mig_new(s, vm, q);
 	if (!m)
 		return pt_conn_error(c, id, -ENOMEM, "out of memory");
@@ -354,9 +369,10 @@ int pt_migration_start(struct pt_service *s, struct pt_conn *c, uint64_t id,
 	vm->mig = m;
 	s->running_migrations++;
 	pt_logx(LOG_INFO, vm->src->name, m->id, PT_MSGID_MIG_START,
-		"migration to %s started (downtime %llu ms, bandwidth %llu B/s)",
+		"migration to %s started (downtime %llu ms, bandwidth %llu B/s, TCP congestion control %s)",
 		m->to, (unsigned long long)m->opts.downtime_ms,
-		(unsigned long long)m->opts.bandwidth);
+		(unsigned long long)m->opts.bandwidth,
+		m->cc[0] ? m->cc : "system default");
 	pt_service_status(s);
 	send_progress(m, 0);
 	return 0;

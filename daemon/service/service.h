@@ -34,6 +34,7 @@ struct pt_migration {
 	struct pt_source_opts opts;
 	struct pt_source_result res;
 	char to[256];
+	char cc[16]; /* TCP congestion control, empty: the system's */
 	uint64_t id;
 	pthread_t th;
 	int efd;

@@ -274,6 +274,113 @@ static void test_migrate_tty_and_plain(void)
 	svc_cleanup(&dst);
 }
 
+/* A congestion control other than the system's, which the kernel has. */
+static const char *other_cc(void)
+{
+	char def[32] = "";
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_congestion_control", "r");
+
+	if (f && !fgets(def, sizeof(def), f))
+		def[0] = '\0';
+	if (f)
+		fclose(f);
+	return strncmp(def, "reno", 4) ? "reno" : "cubic";
+}
+
+/* `ss -ti` of the established connection to @port holds @cc. */
+static int stream_uses(const struct svc *s, int port, const char *cc)
+{
+	char cmd[300], out[160], want[40];
+
+	snprintf(out, sizeof(out), "%s/ss.out", s->dir);
+	snprintf(cmd, sizeof(cmd),
+		 "ss -tinH state established '( dport = :%d )' > %s", port,
+		 out);
+	if (system(cmd))
+		return 0;
+	snprintf(want, sizeof(want), " %s ", cc);
+	return svc_file_has(out, want);
+}
+
+/*
+ * --tcp-congestion: a name the kernel lacks fails the request up front
+ * with what is available; a real one is what the stream's socket uses
+ * (ss -ti on the source host, during the migration).
+ */
+static void test_migrate_tcp_congestion(void)
+{
+	const char *vargs[] = { "--mem", "32M", "--rate", "500", NULL };
+	const char *cc = other_cc();
+	char to[64], mem[200], pout[200], mout[200], want[80];
+	struct svc src, dst;
+	pid_t vmm, peer, mig;
+	int port = free_port(), seen = 0, ended = 0, st = 0;
+	long t0;
+
+	if (!svc_have_kvm()) {
+		fprintf(stderr, "\n  skipped: no /dev/kvm\n");
+		return;
+	}
+	CU_ASSERT_FATAL(svc_mkdir(&src) == 0 && svc_mkdir(&dst) == 0);
+	CU_ASSERT_FATAL(svc_start(&src, NULL) == 0);
+	CU_ASSERT_FATAL(svc_start(&dst, NULL) == 0);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	snprintf(mem, sizeof(mem), "%s/dest.mem", dst.dir);
+	snprintf(pout, sizeof(pout), "%s/peer.out", dst.dir);
+	snprintf(mout, sizeof(mout), "%s/migrate.out", src.dir);
+	peer = ctl_bg(&dst, pout,
+		      (char *[]){ "peer", "listen", to, "--mem-file", mem,
+				  "--json", NULL });
+	CU_ASSERT(svc_wait_file(pout, "\"state\":\"listening\"", 5000));
+	vmm = svc_vmm(&src, "cc", vargs);
+	CU_ASSERT_FATAL(vmm > 0);
+
+	/* Refused before anything is sent: exit 1, a clear reason. */
+	mig = ctl_bg(&src, mout,
+		     (char *[]){ "migrate", "cc", "--to", to,
+				 "--tcp-congestion", "nosuchcc", NULL });
+	CU_ASSERT_EQUAL(exit_of(svc_wait(mig, 10000)), 1);
+	CU_ASSERT(svc_file_has(
+		mout, "TCP congestion control 'nosuchcc' is not available in "
+		      "this kernel (available: "));
+	CU_ASSERT(svc_file_has(mout, "reno"));
+	/* Too long for the kernel: refused by ptrackctl itself. */
+	CU_ASSERT_EQUAL(svc_ctl(&src, NULL, "migrate", "cc", "--to", to,
+				"--tcp-congestion", "abcdefghijklmnop"),
+			2);
+	/* Nothing happened: the VM is idle, the peer still listens. */
+	CU_ASSERT(svc_file_has(src.log, "migration to") == 0);
+	CU_ASSERT(waitpid(peer, NULL, WNOHANG) == 0);
+
+	/* The real one, slowed down so that ss sees the stream. */
+	unlink(mout);
+	mig = ctl_bg(&src, mout,
+		     (char *[]){ "migrate", "cc", "--to", to, "--bandwidth",
+				 "8000000", "--tcp-congestion", (char *)cc,
+				 "--json", NULL });
+	t0 = svc_ms();
+	while (!seen && !ended && svc_ms() - t0 < 10000) {
+		seen = stream_uses(&src, port, cc);
+		ended = waitpid(mig, &st, WNOHANG) == mig;
+		usleep(50000);
+	}
+	CU_ASSERT(seen);
+	if (!seen)
+		fprintf(stderr, "\n  the stream never showed '%s' in ss -ti\n",
+			cc);
+	CU_ASSERT_EQUAL(exit_of(ended ? st : svc_wait(mig, 60000)), 0);
+	CU_ASSERT(svc_file_has(mout, "\"state\":\"completed\""));
+	CU_ASSERT_EQUAL(exit_of(svc_wait(peer, 10000)), 0);
+	snprintf(want, sizeof(want), "TCP congestion control %s)", cc);
+	CU_ASSERT(svc_file_has(src.log, want));
+	CU_ASSERT_EQUAL(exit_of(svc_wait(vmm, 10000)), 0);
+	CU_ASSERT_EQUAL(svc_stop(&src), 0);
+	CU_ASSERT_EQUAL(svc_stop(&dst), 0);
+	svc_cleanup(&src);
+	svc_cleanup(&dst);
+}
+
 PT_SUITE(service_migrate, PT_TEST(test_migrate),
 	 PT_TEST(test_migrate_tty_and_plain),
-	 PT_TEST(test_sigterm_mid_migration), PT_TEST(test_vmm_disconnect));
+	 PT_TEST(test_sigterm_mid_migration), PT_TEST(test_vmm_disconnect),
+	 PT_TEST(test_migrate_tcp_congestion));

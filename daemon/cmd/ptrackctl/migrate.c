@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * ptrackctl migrate VM --to HOST:PORT [--downtime-ms N] [--bandwidth B]
+ *                    [--max-rounds N] [--tcp-congestion NAME]
  * Streams ptrackd's progress: a live bar on a terminal, one plain line per
  * round otherwise, one JSON object per line with --json.
  */
@@ -131,7 +132,7 @@ static int follow(struct ctl *c, struct view *v)
 static int usage(void)
 {
 	fprintf(stderr,
-		"usage: ptrackctl migrate VM --to HOST:PORT [--downtime-ms N] [--bandwidth BYTES/s] [--max-rounds N] [--json]\n");
+		"usage: ptrackctl migrate VM --to HOST:PORT [--downtime-ms N] [--bandwidth BYTES/s] [--max-rounds N] [--tcp-congestion NAME] [--json]\n");
 	return CTL_USAGE;
 }
 
@@ -142,13 +143,14 @@ static int parse(int argc, char **argv, Ptrack__Control__V1__MigrateRequest *m)
 		{ "downtime-ms", required_argument, NULL, 'd' },
 		{ "bandwidth", required_argument, NULL, 'b' },
 		{ "max-rounds", required_argument, NULL, 'r' },
+		{ "tcp-congestion", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *end;
 	int opt;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "t:d:b:r:", lo, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "t:d:b:r:C:", lo, NULL)) != -1) {
 		switch (opt) {
 		case 't':
 			m->to = optarg;
@@ -167,6 +169,17 @@ static int parse(int argc, char **argv, Ptrack__Control__V1__MigrateRequest *m)
 			m->max_rounds = (uint32_t)strtoul(optarg, &end, 10);
 			if (*end)
 				return -1;
+			break;
+		case 'C':
+			/* The kernel's names are 1 to 15 characters; ptrackd
+			 * checks the kernel has it. */
+			if (!optarg[0] || strlen(optarg) > 15) {
+				fprintf(stderr,
+					"ptrackctl: '%s' is not a TCP congestion control name\n",
+					optarg);
+				return -1;
+			}
+			m->tcp_congestion = optarg;
 			break;
 		default:
 			return -1;

@@ -174,5 +174,25 @@ static void test_cli(void)
 			2);
 }
 
+/* [migration] tcp_congestion is checked against this kernel. */
+static void test_tcp_congestion(void)
+{
+	struct pt_config c;
+	const char *err;
+
+	err = load("[migration]\ntcp_congestion = reno\n", &c);
+	CU_ASSERT_STRING_EQUAL(err, "");
+	CU_ASSERT_STRING_EQUAL(c.tcp_congestion, "reno");
+	err = load("[migration]\ntcp_congestion =\n", &c);
+	CU_ASSERT_STRING_EQUAL(err, "");
+	CU_ASSERT_STRING_EQUAL(c.tcp_congestion, "");
+	expect_error("[migration]\ntcp_congestion = nosuchcc\n", 2,
+		     "TCP congestion control 'nosuchcc' is not available in "
+		     "this kernel (available: ");
+	expect_error("[migration]\ntcp_congestion = abcdefghijklmnopq\n", 2,
+		     "not a TCP congestion control name");
+}
+
 PT_SUITE(service_config, PT_TEST(test_good), PT_TEST(test_errors),
-	 PT_TEST(test_missing), PT_TEST(test_cli));
+	 PT_TEST(test_missing), PT_TEST(test_cli),
+	 PT_TEST(test_tcp_congestion));
