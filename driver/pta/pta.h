@@ -7,6 +7,7 @@
 #define PTA_H
 
 #include <linux/device.h>
+#include <linux/list.h>
 #include <linux/mutex.h>
 #include <linux/types.h>
 
@@ -31,17 +32,31 @@ struct pta_dev {
 	size_t ring_bytes;
 	u32 ring_log2;
 	int irq;
-	/* Linux CPU -> device CPU id, -1 when the device does not know it */
+	/*
+	 * Linux CPU -> device CPU id, or PTA_CPU_UNKNOWN until the CPU has
+	 * been online with the driver bound (the CPU hotplug callback reads
+	 * its MPIDR on it), or PTA_CPU_UNTRACKED when the device has no id
+	 * for it. A mapping stays while the CPU is offline.
+	 */
 	int *cpu_to_id;
 	int id_to_cpu[PTA_MAX_CPUS];
 	u64 irqs;
+	struct hlist_node cpuhp_node;
 	struct page_tracking_device ptd;
 };
+
+#define PTA_CPU_UNKNOWN		(-1)
+#define PTA_CPU_UNTRACKED	(-2)
 
 /* Per-tracker driver state, page_tracker->priv. */
 struct pta_tracker_priv {
 	struct pta_tracker *pt;
 	struct pta_view *kvm_view;
+	/*
+	 * Enables of Linux CPUs not mapped yet (PTA_CPU_UNKNOWN), per CPU;
+	 * given to the core when the CPU comes online and is mapped.
+	 */
+	u32 *pending_refs;
 	u32 pid;
 	bool per_cpu_reads;
 };

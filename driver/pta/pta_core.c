@@ -400,8 +400,12 @@ bool pta_tracker_lossy(const struct pta_tracker *t)
 	return false;
 }
 
-/* @cpu: a CPU id below ncpus, or -1 for every CPU. Reference counted. */
-int pta_tracker_enable(struct pta_tracker *t, int cpu)
+/*
+ * Takes @n enable references on CPU id @cpu (below ncpus), or on every CPU
+ * (-1), and programs the context once. The driver uses n > 1 to apply the
+ * enables it held for a CPU before that CPU came online and got its id.
+ */
+int pta_tracker_add_refs(struct pta_tracker *t, int cpu, u32 n)
 {
 	u32 *ref;
 
@@ -411,11 +415,19 @@ int pta_tracker_enable(struct pta_tracker *t, int cpu)
 		ref = &t->cpu_refs[cpu];
 	else
 		return -EINVAL;
-	if (*ref == U32_MAX)
+	if (*ref > U32_MAX - n)
 		return -EOVERFLOW;
-	(*ref)++;
+	if (!n)
+		return 0;
+	*ref += n;
 	pta_tracker_program(t);
 	return 0;
+}
+
+/* @cpu: a CPU id below ncpus, or -1 for every CPU. Reference counted. */
+int pta_tracker_enable(struct pta_tracker *t, int cpu)
+{
+	return pta_tracker_add_refs(t, cpu, 1);
 }
 
 int pta_tracker_disable(struct pta_tracker *t, int cpu)
@@ -540,6 +552,23 @@ int pta_core_flush(struct pta_core *core)
 	if (ret)
 		return ret;
 	return dret < 0 ? dret : 0;
+}
+
+/*
+ * CPU id @cpu is going offline. Its enable references and its bit in the
+ * contexts' CPU filters stay: the CPU may still run a vCPU until the
+ * scheduler moves it away, and every enable is undone by its owner. The
+ * device is flushed and the ring drained, so what the CPU logged is in the
+ * views (per-CPU views keep the CPU's set, readable while it is offline);
+ * entries it logs later are drained as usual. A failed flush makes every
+ * view lossy (pta_core_flush()).
+ */
+int pta_core_cpu_down(struct pta_core *core, u32 cpu)
+{
+	if (cpu >= core->ncpus)
+		return -EINVAL;
+	core->stats.cpu_downs++;
+	return pta_core_flush(core);
 }
 
 /* Returns and clears the mask of contexts that overflowed. */

@@ -91,6 +91,7 @@ struct pta_tracker_params {
 
 struct pta_tracker {
 	struct pta_core *core;
+	void *priv;		/* the caller's, untouched by the core */
 	u32 id;			/* unique while the core lives, never 0 */
 	u32 ctx;
 	struct pta_tracker_params p;
@@ -109,6 +110,7 @@ struct pta_core_stats {
 	u64 overflows;		/* context overflow events */
 	u64 flushes;
 	u64 errors;		/* device malfunctions detected */
+	u64 cpu_downs;		/* CPUs that went offline */
 };
 
 struct pta_core {
@@ -139,6 +141,7 @@ void pta_core_fini(struct pta_core *core);
 
 int pta_core_drain(struct pta_core *core);
 int pta_core_flush(struct pta_core *core);
+int pta_core_cpu_down(struct pta_core *core, u32 cpu);
 u32 pta_core_take_overflows(struct pta_core *core);
 void pta_core_mark_all_lossy(struct pta_core *core);
 
@@ -147,6 +150,7 @@ int pta_tracker_alloc(struct pta_core *core,
 		      struct pta_tracker **out);
 void pta_tracker_free(struct pta_tracker *t);
 int pta_tracker_enable(struct pta_tracker *t, int cpu);
+int pta_tracker_add_refs(struct pta_tracker *t, int cpu, u32 n);
 int pta_tracker_disable(struct pta_tracker *t, int cpu);
 int pta_tracker_set_vmid(struct pta_tracker *t, u16 vmid);
 struct pta_tracker *pta_tracker_get(struct pta_core *core, u32 id);

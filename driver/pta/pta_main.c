@@ -11,6 +11,8 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/cpu.h>
+#include <linux/cpuhotplug.h>
 #include <linux/dma-mapping.h>
 #include <linux/interrupt.h>
 #include <linux/io.h>
@@ -41,6 +43,10 @@ MODULE_PARM_DESC(fill_irq,
 DEFINE_MUTEX(pta_lock);
 struct pta_dev *pta_the_dev;
 
+/* Multi-instance CPU hotplug state; one instance per bound device. */
+static enum cpuhp_state pta_cpuhp_state;
+
+/* Called with pta_lock held: the mapping changes when CPUs come online. */
 int pta_cpu_to_id(struct pta_dev *pd, int cpu)
 {
 	if (cpu == PAGE_TRACKING_ALL_CPUS)
@@ -91,6 +97,12 @@ static int pta_op_tracker_alloc(struct page_tracker *t)
 	priv = kzalloc(sizeof(*priv), GFP_KERNEL_ACCOUNT);
 	if (!priv)
 		return -ENOMEM;
+	priv->pending_refs = kcalloc(nr_cpu_ids, sizeof(*priv->pending_refs),
+				     GFP_KERNEL_ACCOUNT);
+	if (!priv->pending_refs) {
+		kfree(priv);
+		return -ENOMEM;
+	}
 
 	mutex_lock(&pta_lock);
 	ret = pta_tracker_alloc(&pd->core, &params, &priv->pt);
@@ -100,6 +112,7 @@ static int pta_op_tracker_alloc(struct page_tracker *t)
 			      &priv->kvm_view);
 	if (ret)
 		goto err_tracker;
+	priv->pt->priv = priv;
 	t->priv = priv;
 	pta_netlink_tracker_event(pd, priv->pt, PTRACK_CMD_EVENT_TRACKER_NEW,
 				  0);
@@ -110,6 +123,7 @@ err_tracker:
 	pta_tracker_free(priv->pt);
 err_unlock:
 	mutex_unlock(&pta_lock);
+	kfree(priv->pending_refs);
 	kfree(priv);
 	return ret;
 }
@@ -125,7 +139,36 @@ static void pta_op_tracker_release(struct page_tracker *t)
 	pta_tracker_free(priv->pt);
 	pta_report_overflows(pd);
 	mutex_unlock(&pta_lock);
+	kfree(priv->pending_refs);
 	kfree(priv);
+}
+
+/*
+ * Enables and disables of a CPU that has not been online since the device
+ * was bound, so has no id yet, are counted in pending_refs and given to the
+ * core when the CPU comes online (pta_cpu_online()).
+ */
+static int pta_set_pending(struct pta_dev *pd, struct pta_tracker_priv *priv,
+			   int cpu, bool enable)
+{
+	u32 *ref;
+
+	if (cpu < 0 || cpu >= nr_cpu_ids || !cpu_possible(cpu))
+		return -EINVAL;
+	ref = &priv->pending_refs[cpu];
+	if (enable) {
+		if (pd->cpu_to_id[cpu] != PTA_CPU_UNKNOWN)
+			return -EINVAL;
+		if (*ref == U32_MAX)
+			return -EOVERFLOW;
+		(*ref)++;
+	} else {
+		/* Also after the CPU turned out to have no id. */
+		if (!*ref)
+			return -EINVAL;
+		(*ref)--;
+	}
+	return 0;
 }
 
 /* Enable and disable differ only in the core call; both map the CPU first. */
@@ -133,13 +176,13 @@ static int pta_op_set_cpu(struct page_tracker *t, int cpu, bool enable)
 {
 	struct pta_dev *pd = pta_from_tracker(t);
 	struct pta_tracker_priv *priv = t->priv;
-	int id = pta_cpu_to_id(pd, cpu);
-	int ret;
+	int id, ret;
 
-	if (id < -1)
-		return id;
 	mutex_lock(&pta_lock);
-	if (enable)
+	id = pta_cpu_to_id(pd, cpu);
+	if (id < -1)
+		ret = pta_set_pending(pd, priv, cpu, enable);
+	else if (enable)
 		ret = pta_tracker_enable(priv->pt, id);
 	else
 		ret = pta_tracker_disable(priv->pt, id);
@@ -179,13 +222,18 @@ static long pta_op_read(struct page_tracker *t, int cpu, u64 *gpas,
 {
 	struct pta_dev *pd = pta_from_tracker(t);
 	struct pta_tracker_priv *priv = t->priv;
-	int id = pta_cpu_to_id(pd, cpu);
 	u32 flags;
-	int ret;
+	int id, ret;
 
-	if (id < -1)
-		return id;
 	mutex_lock(&pta_lock);
+	id = pta_cpu_to_id(pd, cpu);
+	if (id < -1) {
+		/* A CPU never online since the bind has logged nothing. */
+		ret = cpu >= 0 && cpu < nr_cpu_ids &&
+		      pd->cpu_to_id[cpu] == PTA_CPU_UNKNOWN ? 0 : id;
+		mutex_unlock(&pta_lock);
+		return ret;
+	}
 	if (id >= 0)
 		priv->pt->p.mode = PTRACK_MODE_RING;
 	/* Take what the device has published; flush is a separate op. */
@@ -252,17 +300,112 @@ static irqreturn_t pta_irq_thread(int irq, void *data)
 	return IRQ_HANDLED;
 }
 
-/* --- probe and remove ---------------------------------------------------- */
+/* --- CPU hotplug --------------------------------------------------------- */
 
 static void pta_read_mpidr(void *info)
 {
 	*(u64 *)info = read_cpuid_mpidr() & PTA_MPIDR_MASK;
 }
 
-/* Maps Linux CPUs to the device's CPU ids through CPU_MPIDR (SPEC.md 3.1). */
+/* Gives the core the enables held for @cpu while it had no id. */
+static void pta_apply_pending(struct pta_dev *pd, int cpu, int id)
+{
+	u32 ctx;
+
+	for (ctx = 0; ctx < pd->core.nctx; ctx++) {
+		struct pta_tracker *pt = pd->core.trackers[ctx];
+		struct pta_tracker_priv *priv = pt ? pt->priv : NULL;
+
+		if (!priv || !priv->pending_refs[cpu])
+			continue;
+		if (pta_tracker_add_refs(pt, id, priv->pending_refs[cpu]))
+			dev_warn(pd->dev, "CPU%d: enables of tracker %u lost\n",
+				 cpu, pt->id);
+		else
+			priv->pending_refs[cpu] = 0;
+	}
+}
+
+/*
+ * A CPU came online (or was online when the device was bound): runs on
+ * that CPU, before tasks can be scheduled there. The first time, maps it
+ * to the device's CPU id through CPU_MPIDR (SPEC.md 3.1) and applies the
+ * enables taken for it while it had none. A mapping is kept while the CPU
+ * is offline: logical CPUs keep their MPIDR.
+ */
+static int pta_cpu_online(unsigned int cpu, struct hlist_node *node)
+{
+	struct pta_dev *pd = hlist_entry_safe(node, struct pta_dev,
+					      cpuhp_node);
+	int id = PTA_CPU_UNTRACKED;
+	u64 mpidr;
+	u32 i;
+
+	if (READ_ONCE(pd->cpu_to_id[cpu]) != PTA_CPU_UNKNOWN)
+		return 0;
+	if (smp_call_function_single(cpu, pta_read_mpidr, &mpidr, 1))
+		return 0;
+	for (i = 0; i < pd->hw.ncpus; i++) {
+		if (pta_hw_cpu_mpidr(&pd->hw, i) == mpidr) {
+			id = i;
+			break;
+		}
+	}
+	mutex_lock(&pta_lock);
+	if (id >= 0 && pd->id_to_cpu[id] >= 0) {
+		dev_warn(pd->dev, "CPU%d and CPU%d share MPIDR %#llx\n", cpu,
+			 pd->id_to_cpu[id], mpidr);
+		id = PTA_CPU_UNTRACKED;
+	}
+	WRITE_ONCE(pd->cpu_to_id[cpu], id);
+	if (id >= 0) {
+		pd->id_to_cpu[id] = cpu;
+		pta_apply_pending(pd, cpu, id);
+	}
+	mutex_unlock(&pta_lock);
+	if (id < 0)
+		dev_warn(pd->dev, "CPU%u (MPIDR %#llx) is not tracked\n", cpu,
+			 mpidr);
+	else
+		dev_dbg(pd->dev, "CPU%u is device CPU %d\n", cpu, id);
+	return 0;
+}
+
+/*
+ * A CPU is going offline: runs on it while it is still online. Flushes the
+ * device and drains the ring, so that what it logged is in the views
+ * (pta_core_cpu_down()); entries logged after this are drained as usual.
+ */
+static int pta_cpu_down_prep(unsigned int cpu, struct hlist_node *node)
+{
+	struct pta_dev *pd = hlist_entry_safe(node, struct pta_dev,
+					      cpuhp_node);
+	int id;
+
+	mutex_lock(&pta_lock);
+	id = pd->cpu_to_id[cpu];
+	if (id >= 0 && pd->core.ntrackers &&
+	    pta_core_cpu_down(&pd->core, id))
+		dev_warn(pd->dev, "CPU%u offline: flush failed\n", cpu);
+	pta_report_overflows(pd);
+	mutex_unlock(&pta_lock);
+	return 0;
+}
+
+static void pta_cpuhp_remove(void *data)
+{
+	struct pta_dev *pd = data;
+
+	cpuhp_state_remove_instance_nocalls(pta_cpuhp_state, &pd->cpuhp_node);
+}
+
+/*
+ * Maps the CPUs online now; the hotplug callbacks map the others when they
+ * come online. Needs the core initialized (the callbacks drain it).
+ */
 static int pta_map_cpus(struct pta_dev *pd)
 {
-	int cpu, mapped = 0;
+	int cpu, mapped = 0, ret;
 	u32 id;
 
 	pd->cpu_to_id = devm_kcalloc(pd->dev, nr_cpu_ids,
@@ -271,26 +414,23 @@ static int pta_map_cpus(struct pta_dev *pd)
 		return -ENOMEM;
 	for (id = 0; id < PTA_MAX_CPUS; id++)
 		pd->id_to_cpu[id] = -1;
-	for_each_possible_cpu(cpu) {
-		u64 mpidr;
-
-		pd->cpu_to_id[cpu] = -1;
-		if (smp_call_function_single(cpu, pta_read_mpidr, &mpidr, 1))
-			continue;
-		for (id = 0; id < pd->hw.ncpus; id++) {
-			if (pta_hw_cpu_mpidr(&pd->hw, id) == mpidr) {
-				pd->cpu_to_id[cpu] = id;
-				pd->id_to_cpu[id] = cpu;
-				mapped++;
-				break;
-			}
-		}
-		if (pd->cpu_to_id[cpu] < 0)
-			dev_warn(pd->dev, "CPU%d (MPIDR %#llx) is not tracked\n",
-				 cpu, mpidr);
-	}
+	for (cpu = 0; cpu < nr_cpu_ids; cpu++)
+		pd->cpu_to_id[cpu] = PTA_CPU_UNKNOWN;
+	/* Runs pta_cpu_online() on every online CPU. */
+	ret = cpuhp_state_add_instance(pta_cpuhp_state, &pd->cpuhp_node);
+	if (ret)
+		return ret;
+	ret = devm_add_action_or_reset(pd->dev, pta_cpuhp_remove, pd);
+	if (ret)
+		return ret;
+	mutex_lock(&pta_lock);
+	for (id = 0; id < pd->hw.ncpus; id++)
+		mapped += pd->id_to_cpu[id] >= 0;
+	mutex_unlock(&pta_lock);
 	return mapped ? 0 : -ENODEV;
 }
+
+/* --- probe and remove ---------------------------------------------------- */
 
 static void pta_free_ring(void *data)
 {
@@ -321,9 +461,6 @@ static int pta_probe(struct platform_device *pdev)
 	ret = pta_hw_reset(&pd->hw);
 	if (ret)
 		return dev_err_probe(dev, ret, "reset failed\n");
-	ret = pta_map_cpus(pd);
-	if (ret)
-		return dev_err_probe(dev, ret, "cannot map CPUs\n");
 
 	ret = dma_set_mask_and_coherent(dev, DMA_BIT_MASK(64));
 	if (ret)
@@ -344,6 +481,9 @@ static int pta_probe(struct platform_device *pdev)
 			    pd->hw.caps & PTA_CAPS_VMID16);
 	if (ret)
 		return ret;
+	ret = pta_map_cpus(pd);
+	if (ret)
+		return dev_err_probe(dev, ret, "cannot map CPUs\n");
 
 	pd->irq = platform_get_irq(pdev, 0);
 	if (pd->irq < 0)
@@ -436,12 +576,23 @@ static int __init pta_init(void)
 {
 	int ret;
 
+	ret = cpuhp_setup_state_multi(CPUHP_AP_ONLINE_DYN, "ptrack/pta:online",
+				      pta_cpu_online, pta_cpu_down_prep);
+	if (ret < 0)
+		return ret;
+	pta_cpuhp_state = ret;
 	ret = pta_netlink_init();
 	if (ret)
-		return ret;
+		goto err_cpuhp;
 	ret = platform_driver_register(&pta_driver);
 	if (ret)
-		pta_netlink_exit();
+		goto err_netlink;
+	return 0;
+
+err_netlink:
+	pta_netlink_exit();
+err_cpuhp:
+	cpuhp_remove_multi_state(pta_cpuhp_state);
 	return ret;
 }
 
@@ -449,6 +600,7 @@ static void __exit pta_exit(void)
 {
 	platform_driver_unregister(&pta_driver);
 	pta_netlink_exit();
+	cpuhp_remove_multi_state(pta_cpuhp_state);
 }
 
 module_init(pta_init);

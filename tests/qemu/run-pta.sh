@@ -7,7 +7,8 @@
 #
 # Default scenarios: pta (driver, netlink, rmmod/insmod), and pta-kvm (KVM
 # dirty logging through the PTA with tests/arm64/ptrack_kvm_test, forced
-# overflow) when tests/arm64/ptrack_kvm_test.c exists. Default modes: both.
+# overflow) and pta-hotplug (CPU hotplug, per-CPU netlink reads) when
+# tests/arm64/ptrack_kvm_test.c exists. Default modes: both.
 # Needs: driver/kernel/build.sh (kernel Image, gen_init_cpio),
 # tests/qemu/build.sh (qemu-system-aarch64), driver/pta/build.sh (module).
 # The boot and the log checks are tests/arm64/run-scenario.sh's.
@@ -34,7 +35,7 @@ modes=("$@")
 [ ${#modes[@]} -gt 0 ] || modes=(vhe nvhe)
 if [ ${#scenarios[@]} -eq 0 ]; then
 	scenarios=(pta)
-	[ -f "$KVMTEST" ] && scenarios+=(pta-kvm)
+	[ -f "$KVMTEST" ] && scenarios+=(pta-kvm pta-hotplug)
 fi
 
 [ -x "$QEMU_DIR/qemu-system-aarch64" ] || ptrack_die "run tests/qemu/build.sh"
@@ -48,6 +49,8 @@ CC=${PTRACK_CROSS}gcc
 	-o "$OUT/init" "$here/../arm64/init.c"
 "$CC" -static -O2 -Wall -Wextra -Werror -o "$OUT/pta_check" \
 	"$here/pta_check.c"
+"$CC" -static -O2 -Wall -Wextra -Werror -o "$OUT/pta_hotplug" \
+	"$here/pta_hotplug.c"
 # The netlink client, static for arm64 against Debian's arm64 libnl.
 if ! dpkg -s libnl-genl-3-dev:arm64 >/dev/null 2>&1; then
 	ptrack_log "installing libnl-genl-3-dev:arm64"
@@ -57,14 +60,18 @@ if ! dpkg -s libnl-genl-3-dev:arm64 >/dev/null 2>&1; then
 		--no-install-recommends libnl-genl-3-dev:arm64 >/dev/null
 fi
 nlpc=(env PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig pkg-config)
-# shellcheck disable=SC2046 # word splitting of pkg-config output is wanted
-"$CC" -static -O2 -Wall -Wextra -Werror -D_GNU_SOURCE \
-	-I"$here/../../include" -I"$here/../../daemon" \
-	$("${nlpc[@]}" --cflags libnl-genl-3.0) -o "$OUT/pta_nl_e2e" \
-	"$here/pta_nl_e2e.c" "$here/../../daemon/netlink/ptrack_nl.c" \
-	$("${nlpc[@]}" --static --libs libnl-genl-3.0) -lpthread 2>"$OUT/cc.log" ||
-	{ cat "$OUT/cc.log" >&2; ptrack_die "pta_nl_e2e build failed"; }
-extra="file /bin/pta_nl_e2e $OUT/pta_nl_e2e 0755 0 0"
+extra="file /bin/pta_hotplug $OUT/pta_hotplug 0755 0 0"
+for prog in pta_nl_e2e pta_nl_cpu_e2e; do
+	# shellcheck disable=SC2046 # word splitting of pkg-config output is wanted
+	"$CC" -static -O2 -Wall -Wextra -Werror -D_GNU_SOURCE \
+		-I"$here/../../include" -I"$here/../../daemon" \
+		$("${nlpc[@]}" --cflags libnl-genl-3.0) -o "$OUT/$prog" \
+		"$here/$prog.c" "$here/../../daemon/netlink/ptrack_nl.c" \
+		$("${nlpc[@]}" --static --libs libnl-genl-3.0) -lpthread \
+		2>"$OUT/cc.log" ||
+		{ cat "$OUT/cc.log" >&2; ptrack_die "$prog build failed"; }
+	extra+=$'\n'"file /bin/$prog $OUT/$prog 0755 0 0"
+done
 if [ -f "$KVMTEST" ]; then
 	"$CC" -static -O2 -Wall -Wextra -Werror -Wno-unused-parameter \
 		-o "$OUT/ptrack_kvm_test" "$KVMTEST" -lpthread

@@ -433,6 +433,73 @@ static void test_cpu_refcounts(void)
 	CU_ASSERT(n == 2);
 }
 
+/*
+ * CPU hotplug (pta_main.c): enables held for a CPU before it had an id are
+ * applied at once, and a CPU going offline keeps its references and filter
+ * bit while what it logged is flushed into the views, none dropped.
+ */
+static void test_cpu_hotplug(void)
+{
+	static u64 got[64];
+	struct pta_tracker *t;
+	struct pta_view *v, *flat;
+	u32 i, n, fl, undone;
+
+	setup(8, 2, 4, 0);
+	t = new_tracker(6, 12);
+	v = new_view(t, PTA_VIEW_PER_CPU, 1);
+	flat = new_view(t, 0, 2);
+	/* Three enables taken while CPU id 2 was offline, applied together. */
+	CU_ASSERT(pta_tracker_add_refs(t, 2, 0) == 0);
+	CU_ASSERT(!m.ctx[t->ctx].enable);
+	CU_ASSERT(pta_tracker_add_refs(t, 2, 3) == 0);
+	CU_ASSERT(t->cpu_refs[2] == 3);
+	CU_ASSERT(m.ctx[t->ctx].enable && m.ctx[t->ctx].cpumask == 0x4);
+	CU_ASSERT(pta_tracker_add_refs(t, 4, 1) == -EINVAL);
+	CU_ASSERT(pta_tracker_add_refs(t, 2, U32_MAX) == -EOVERFLOW);
+	CU_ASSERT(t->cpu_refs[2] == 3);
+	CU_ASSERT(pta_tracker_add_refs(t, -1, 2) == 0 && t->all_refs == 2);
+	CU_ASSERT(pta_tracker_disable(t, -1) == 0);
+	CU_ASSERT(pta_tracker_disable(t, -1) == 0);
+	CU_ASSERT(!m.ctx[t->ctx].all_cpus && m.ctx[t->ctx].cpumask == 0x4);
+
+	/* CPU id 2 logs into the device's buffer, then goes offline. */
+	m.buffering = true;
+	for (i = 0; i < 10; i++)
+		CU_ASSERT(m_transition(6, 2, 0x100000ULL + 0x1000ULL * i, 0));
+	drain_ok();
+	CU_ASSERT(read_all(v, 2, got, 64, 64, &fl) == 0);
+	CU_ASSERT(pta_core_cpu_down(&core, 2) == 0);
+	CU_ASSERT(m.flushes == 1 && core.stats.cpu_downs == 1);
+	/* References and the filter bit stay until their owners drop them. */
+	CU_ASSERT(t->cpu_refs[2] == 3 && m.ctx[t->ctx].cpumask == 0x4);
+	/* It may still run the vCPU a moment: those writes count too. */
+	CU_ASSERT(m_transition(6, 2, 0x200000ULL, 0));
+	undone = 0;
+	for (i = 0; i < 3; i++)
+		undone += pta_tracker_disable(t, 2) == 0;
+	CU_ASSERT(undone == 3 && !m.ctx[t->ctx].enable);
+	CU_ASSERT(pta_core_flush(&core) == 0);
+	n = read_all(v, 2, got, 64, 64, &fl);
+	CU_ASSERT(fl == 0);
+	CU_ASSERT(n == 11);
+	n = read_all(flat, -1, got, 64, 64, &fl);
+	qsort(got, n, sizeof(*got), cmp_u64);
+	CU_ASSERT(n == 11 && got[n - 1] == 0x200000ULL);
+	CU_ASSERT(exactly_pages(got, n - 1, 0x100000ULL, 0x1000, 10));
+
+	/* A failed flush at offline loses nothing silently. */
+	CU_ASSERT(pta_tracker_enable(t, 1) == 0);
+	CU_ASSERT(m_transition(6, 1, 0x300000ULL, 0));
+	m.flush_broken = true;
+	CU_ASSERT(pta_core_cpu_down(&core, 1) == -ETIMEDOUT);
+	n = read_all(v, 1, got, 64, 64, &fl);
+	CU_ASSERT(fl & PTA_READ_LOSSY);
+	CU_ASSERT(pta_core_cpu_down(&core, 4) == -EINVAL);
+	CU_ASSERT(core.stats.cpu_downs == 2);
+	m.flush_broken = false;
+}
+
 static void test_flush(void)
 {
 	static u64 got[64];
@@ -687,8 +754,8 @@ static void test_random_no_false_negatives(void)
 PT_SUITE_FULL(pta_core, NULL, suite_clean, PT_TEST(test_ring_wraparound),
 	      PT_TEST(test_index_wrap_2_32), PT_TEST(test_overflow_marks_lossy),
 	      PT_TEST(test_consumers_do_not_steal), PT_TEST(test_per_cpu_views),
-	      PT_TEST(test_cpu_refcounts), PT_TEST(test_flush),
-	      PT_TEST(test_dedup_and_partial_reads),
+	      PT_TEST(test_cpu_refcounts), PT_TEST(test_cpu_hotplug),
+	      PT_TEST(test_flush), PT_TEST(test_dedup_and_partial_reads),
 	      PT_TEST(test_view_limits_are_lossy),
 	      PT_TEST(test_vmid_filter_and_change),
 	      PT_TEST(test_tracker_lifetime), PT_TEST(test_bad_producer_index),
