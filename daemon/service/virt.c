@@ -672,16 +672,47 @@ static void on_iteration(virConnectPtr c, virDomainPtr d, int iteration,
 			 void *arg)
 {
 	(void)c;
-	(void)iteration;
+	pt_logx(LOG_DEBUG, virDomainGetName(d), 0, PT_MSGID_LIBVIRT,
+		"libvirt migration iteration %d", iteration);
 	pt_virt_job(arg, d, 1);
 }
 
+static const char *job_operation(int op)
+{
+	static const char *const names[] = {
+		[VIR_DOMAIN_JOB_OPERATION_UNKNOWN] = "unknown",
+		[VIR_DOMAIN_JOB_OPERATION_START] = "start",
+		[VIR_DOMAIN_JOB_OPERATION_SAVE] = "save",
+		[VIR_DOMAIN_JOB_OPERATION_RESTORE] = "restore",
+		[VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN] = "incoming migration",
+		[VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT] = "outgoing migration",
+		[VIR_DOMAIN_JOB_OPERATION_SNAPSHOT] = "snapshot",
+		[VIR_DOMAIN_JOB_OPERATION_SNAPSHOT_REVERT] = "snapshot revert",
+		[VIR_DOMAIN_JOB_OPERATION_DUMP] = "dump",
+	};
+
+	if (op < 0 || op >= (int)(sizeof(names) / sizeof(names[0])) ||
+	    !names[op])
+		return "other";
+	return names[op];
+}
+
+/* libvirt's own figures for the job, logged as it reports them. */
 static void on_job_completed(virConnectPtr c, virDomainPtr d,
 			     virTypedParameterPtr params, int n, void *arg)
 {
+	unsigned long long ms = 0, down = 0, bytes = 0;
+	int op = VIR_DOMAIN_JOB_OPERATION_UNKNOWN;
+
 	(void)c;
-	(void)params;
-	(void)n;
+	virTypedParamsGetInt(params, n, VIR_DOMAIN_JOB_OPERATION, &op);
+	virTypedParamsGetULLong(params, n, VIR_DOMAIN_JOB_TIME_ELAPSED, &ms);
+	virTypedParamsGetULLong(params, n, VIR_DOMAIN_JOB_DOWNTIME, &down);
+	virTypedParamsGetULLong(params, n, VIR_DOMAIN_JOB_DATA_PROCESSED,
+				&bytes);
+	pt_logx(LOG_INFO, virDomainGetName(d), 0, PT_MSGID_LIBVIRT,
+		"libvirt job completed: %s, %llu ms, downtime %llu ms, %llu bytes",
+		job_operation(op), ms, down, bytes);
 	pt_virt_job(arg, d, 0);
 }
 

@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `virsh migrate --live` of a real QEMU/KVM guest between two libvirtds,
+ * each in its own network, mount and UTS namespace with its own host UUID,
+ * joined by a veth pair, with a ptrackd on each side following libvirt:
+ * tests/integration/virsh-migrate.sh does it (it can also be run by hand);
+ * this runs it against the binaries under test. Exit 77 is a skip.
+ */
+#include "service_util.h"
+
+#define SCRIPT "tests/integration/virsh-migrate.sh"
+
+static void test_virsh_migrate(void)
+{
+	char cmd[PATH_MAX + 200], log[64] = "/tmp/ptrack-vmig-log-XXXXXX";
+	int fd = mkstemp(log), st;
+
+	CU_ASSERT_FATAL(fd >= 0);
+	close(fd);
+	if (access(SCRIPT, R_OK)) {
+		CU_FAIL("run the tests from the top of the tree: no " SCRIPT);
+		unlink(log);
+		return;
+	}
+	snprintf(cmd, sizeof(cmd), "bash " SCRIPT " '%s' > '%s' 2>&1",
+		 pt_test_bindir(), log);
+	st = system(cmd);
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 77) {
+		fprintf(stderr, "\n  skipped: ");
+		svc_show(log);
+	} else {
+		CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		CU_ASSERT(svc_file_has(log, "virsh-migrate: ok: "));
+		if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+			svc_show(log);
+		} else {
+			char *out = svc_slurp(log);
+			const char *ok =
+				out ? strstr(out, "virsh-migrate: ok") : NULL;
+
+			fprintf(stderr, "\n  %s", ok ? ok : "");
+			free(out);
+		}
+	}
+	unlink(log);
+}
+
+PT_SUITE(virsh_migrate, PT_TEST(test_virsh_migrate));
