@@ -53,15 +53,17 @@ static int private_run(const char *jdir)
  * failed (the child's exit status). Writes the source daemon's PID to
  * @pidf for the parent's checks.
  */
+/* What the child started, stopped whatever the outcome. */
+static struct svc src, dst;
+static pid_t jd, vmm, peer;
+
 static int scenario(const char *dir, const char *jdir, const char *pidf)
 {
 	const char *vargs[] = { "--mem", "32M", "--rate", "200", NULL };
 	const char *auto_log[] = { "--log-target", "auto", NULL };
 	char jlog[160], to[64], mem[200], pout[200];
 	char *jargv[] = { JOURNALD, NULL };
-	struct svc src, dst;
-	pid_t jd, vmm, peer;
-	int step = 0, port = free_port();
+	int step = 0, port = free_port(), st;
 	FILE *f;
 
 	snprintf(jlog, sizeof(jlog), "%s/journald.out", dir);
@@ -71,11 +73,15 @@ static int scenario(const char *dir, const char *jdir, const char *pidf)
 	step++; /* 2: journald up */
 	jd = svc_spawn(jlog, jargv, NULL);
 	for (long t0 = svc_ms();
-	     !svc_can_connect("/run/systemd/journal/stdout");)
-		if (svc_ms() - t0 > 10000 || waitpid(jd, NULL, WNOHANG) == jd)
+	     !svc_can_connect("/run/systemd/journal/stdout");) {
+		if (waitpid(jd, NULL, WNOHANG) == jd) {
+			jd = 0; /* it exited: nothing to stop */
 			return step;
-		else
-			usleep(20000);
+		}
+		if (svc_ms() - t0 > 10000)
+			return step;
+		usleep(20000);
+	}
 	step++; /* 3: two daemons logging to it */
 	if (svc_mkdir(&src) || svc_mkdir(&dst) || svc_start(&src, auto_log) ||
 	    svc_start(&dst, auto_log))
@@ -108,13 +114,17 @@ static int scenario(const char *dir, const char *jdir, const char *pidf)
 	if (svc_ctl(&src, NULL, "migrate", "jvm", "--to", to) != 0)
 		return step;
 	svc_wait(peer, 10000);
+	peer = 0;
 	step++; /* 6: everything stops, journald last (it syncs) */
 	kill(vmm, SIGTERM);
 	svc_wait(vmm, 5000);
+	vmm = 0;
 	if (svc_stop(&src) || svc_stop(&dst))
 		return step;
 	kill(jd, SIGTERM);
-	if (svc_wait(jd, 10000) < 0)
+	st = svc_wait(jd, 10000);
+	jd = 0;
+	if (st < 0)
 		return step;
 	step++; /* 7: nothing went to stderr instead */
 	if (svc_file_has(src.log, "VM registered") ||
@@ -187,8 +197,15 @@ static void test_journald(void)
 	CU_ASSERT_FATAL(mkdir(jdir, 0755) == 0);
 	fflush(NULL);
 	child = fork();
-	if (child == 0)
-		_exit(scenario(d.dir, jdir, pidf));
+	if (child == 0) {
+		int ret = scenario(d.dir, jdir, pidf);
+		pid_t left[] = { peer, vmm, src.pid, dst.pid, jd };
+
+		for (size_t i = 0; i < sizeof(left) / sizeof(left[0]); i++)
+			if (left[i] > 0 && !kill(left[i], SIGKILL))
+				svc_wait(left[i], 5000);
+		_exit(ret);
+	}
 	st = svc_wait(child, 90000);
 	CU_ASSERT(st >= 0 && WIFEXITED(st));
 	if (st >= 0 && WIFEXITED(st) && WEXITSTATUS(st)) {
