@@ -279,7 +279,12 @@ static void test_embed_domain(void)
 	/* The first open of a fresh root probes QEMU's capabilities. */
 	while (!atomic_load(&e.ready) && svc_ms() - t0 < 60000)
 		usleep(20000);
-	CU_ASSERT_FATAL(atomic_load(&e.ready));
+	if (!atomic_load(&e.ready)) {
+		/* Stuck in libvirt: nothing to join; say where. */
+		dup2(saved_err, 2);
+		svc_show(e.log);
+		CU_FAIL_FATAL("the service did not start within 60 s");
+	}
 	CU_ASSERT_EQUAL(e.init_ret, 0);
 	CU_ASSERT(libvirt_connected(&e));
 
