@@ -6,7 +6,8 @@
 #   image   unpack linux-source-6.12, apply the series, build the minimal
 #           arm64 KVM Image (what tests/arm64/run.sh boots)
 #   bisect  build every patch of the series in turn for arm64
-#   arches  build the KVM directories of x86_64, s390, powerpc, riscv, mips
+#   arches  build the KVM directories of x86_64, s390, powerpc (book3s
+#           ppc64le, and booke e500mc), riscv, mips
 #   check   checkpatch.pl --strict on every patch; W=1 and sparse (C=2) on
 #           the files the series touches, compared with the unpatched tree
 #   all     all of the above (the default)
@@ -153,21 +154,25 @@ do_debug() {
 	stamp "arm64 debug Image: $o/arch/arm64/boot/Image"
 }
 
-# arch, make ARCH, cross prefix, defconfig target, config options to enable
+# arch, make ARCH, cross prefix, defconfig target, config options to enable,
+# objects that must have been built (the series changes their sources)
 ARCHES=(
-	"x86_64|x86||x86_64_defconfig|VIRTUALIZATION KVM KVM_INTEL KVM_AMD"
-	"s390|s390|s390x-linux-gnu-|defconfig|VIRTUALIZATION KVM"
-	"powerpc|powerpc|powerpc64le-linux-gnu-|ppc64le_defconfig|VIRTUALIZATION KVM_BOOK3S_64 KVM_BOOK3S_64_HV KVM_BOOK3S_64_PR"
-	"riscv|riscv|riscv64-linux-gnu-|defconfig|VIRTUALIZATION KVM"
-	"mips|mips|mips64el-linux-gnuabi64-|loongson3_defconfig|VIRTUALIZATION KVM"
+	"x86_64|x86||x86_64_defconfig|VIRTUALIZATION KVM KVM_INTEL KVM_AMD|arch/x86/kvm/x86.o"
+	"s390|s390|s390x-linux-gnu-|defconfig|VIRTUALIZATION KVM|arch/s390/kvm/kvm-s390.o"
+	"powerpc|powerpc|powerpc64le-linux-gnu-|ppc64le_defconfig|VIRTUALIZATION KVM_BOOK3S_64 KVM_BOOK3S_64_HV KVM_BOOK3S_64_PR|arch/powerpc/kvm/book3s.o"
+	"powerpc-booke|powerpc|powerpc-linux-gnu-|corenet32_smp_defconfig|VIRTUALIZATION KVM_E500MC|arch/powerpc/kvm/booke.o"
+	"riscv|riscv|riscv64-linux-gnu-|defconfig|VIRTUALIZATION KVM|arch/riscv/kvm/mmu.o"
+	"mips|mips|mips64el-linux-gnuabi64-|loongson3_defconfig|VIRTUALIZATION KVM|arch/mips/kvm/mips.o"
 )
 
 do_arches() {
 	unpack
 	apply_series
-	local spec name arch cross defc opts o dir
+	local spec name arch cross defc opts objs o dir obj
 	for spec in "${ARCHES[@]}"; do
-		IFS='|' read -r name arch cross defc opts <<<"$spec"
+		IFS='|' read -r name arch cross defc opts objs <<<"$spec"
+		# What the configuration depends on (not the objects checked).
+		spec="$name|$arch|$cross|$defc|$opts"
 		o=$PTRACK_KWORK/build-$name
 		dir=arch/$arch/kvm/
 		local mk=(make -s -C "$PTRACK_KSRC" ARCH="$arch" O="$o"
@@ -187,6 +192,10 @@ do_arches() {
 			ptrack_die "$name: KVM not enabled"
 		"${mk[@]}" -j"$PTRACK_JOBS" "$dir" ||
 			ptrack_die "$name: $dir does not build"
+		# A config that silently drops the file would prove nothing.
+		for obj in $objs; do
+			[[ -f $o/$obj ]] || ptrack_die "$name: $obj was not built"
+		done
 		stamp "KVM for $name ($dir)"
 	done
 	ptrack_log "loongarch: not built: Debian 12 has no loongarch64 cross GCC and its clang is 14, while 6.12 needs LLVM >= 18 for loongarch"

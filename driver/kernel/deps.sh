@@ -6,8 +6,8 @@ set -euo pipefail
 PKGS=(linux-source-6.12 gcc-aarch64-linux-gnu libc6-dev-arm64-cross
       qemu-system-arm flex bison bc libssl-dev libelf-dev cpio ccache
       sparse make gcc git xz-utils perl python3 kmod
-      gcc-s390x-linux-gnu gcc-powerpc64le-linux-gnu gcc-riscv64-linux-gnu
-      gcc-mips64el-linux-gnuabi64)
+      gcc-s390x-linux-gnu gcc-powerpc64le-linux-gnu gcc-powerpc-linux-gnu
+      gcc-riscv64-linux-gnu gcc-mips64el-linux-gnuabi64)
 
 missing=()
 for p in "${PKGS[@]}"; do
