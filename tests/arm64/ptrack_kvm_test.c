@@ -15,11 +15,25 @@
  *                         only, or switch between them while vCPUs run
  *   --manual              KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 (GET + CLEAR)
  *   --overflow R          inject a device overflow before round R
- *   --ring-check          the dirty ring and the capability exclude each
- *                         other, both ways
+ *   --ring-check          a VM with a dirty ring refuses the capability
+ *                         (EINVAL without KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP,
+ *                         EOPNOTSUPP from a device that cannot attribute
+ *                         writes to CPUs), and a VM that used the capability
+ *                         refuses a ring (EINVAL)
+ *   --ring-accept         with --ring-check: the device attributes writes,
+ *                         the capability is accepted with ring and bitmap
+ *   --ring N              dirty ring of N entries per vCPU (with
+ *                         KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP): each vCPU
+ *                         writes its own slice, exits to userspace every
+ *                         --progress writes, harvests its ring on
+ *                         KVM_EXIT_DIRTY_RING_FULL; after each round the
+ *                         rings and then the bitmap are read, and the report
+ *                         says whose ring each written page came from
  *   --log-toggle          stop and restart dirty logging mid-run
  *   --bench               sequential writes of every page each round,
  *                         timings in dirty_log_perf_test's line format
+ *   --progress N          with --ring: writes between progress exits
+ *                         (default 128)
  *   --rounds N --pages N --writes N --vcpus N --seed N
  *
  * The last line is "PASS: ..." or "FAIL: ...", and the exit code says so.
@@ -45,11 +59,20 @@
 #ifndef KVM_CAP_ARM_PAGE_TRACKING_DEVICE
 #define KVM_CAP_ARM_PAGE_TRACKING_DEVICE 239
 #endif
+/* Debian 12's arm64 linux-libc-dev (6.1) predates arm64 dirty rings. */
+#ifndef KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP
+#define KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP 225
+#endif
+#if KVM_DIRTY_LOG_PAGE_OFFSET == 0
+#undef KVM_DIRTY_LOG_PAGE_OFFSET
+#define KVM_DIRTY_LOG_PAGE_OFFSET 64
+#endif
 
 #define CODE_GPA	0x10000000ULL
 #define CODE_SIZE	0x10000ULL
 #define DATA_GPA	0x20000000ULL
 #define MMIO_GPA	0x3f000000ULL
+#define PROGRESS_GPA	(MMIO_GPA + 8)
 #define CODE_SLOT	0
 #define DATA_SLOT	1
 #define MAX_VCPUS	8
@@ -59,10 +82,13 @@
  * Guest code, position independent, run at EL1 with the MMU off.
  * x0 data base, x1 pages, x2 xorshift state, x3 MMIO exit address,
  * x4 writes per round, x5 round number, x6 vCPU tag, x10 mode
- * (0 random pages, 1 sequential pages x11 .. x11 + x4 - 1).
+ * (0 random pages, 1 sequential pages x11 .. x11 + x4 - 1), x13 writes
+ * between progress exits (0: none).
  * Each write stores the round number and the vCPU tag at the start of a
- * page. After each round the guest stores the round number to the MMIO
- * address, which exits to the host, and starts the next round.
+ * page. Every x13 writes the guest stores to the progress address (an
+ * exit to userspace in the middle of a round). After each round the guest
+ * stores the round number to the MMIO address, which exits to the host,
+ * and starts the next round.
  */
 extern const uint32_t guest_code[];
 extern const uint32_t guest_code_size;
@@ -72,6 +98,7 @@ asm(".pushsection .rodata\n"
     "guest_code:\n"
     "1:	mov	x7, x4\n"
     "	mov	x12, x11\n"
+    "	mov	x14, x13\n"
     "2:	cbnz	x10, 3f\n"
     "	eor	x2, x2, x2, lsl #13\n"
     "	eor	x2, x2, x2, lsr #7\n"
@@ -84,7 +111,12 @@ asm(".pushsection .rodata\n"
     "4:	add	x9, x0, x8, lsl #12\n"
     "	str	x5, [x9]\n"
     "	str	x6, [x9, #8]\n"
-    "	subs	x7, x7, #1\n"
+    "	cbz	x13, 5f\n"
+    "	subs	x14, x14, #1\n"
+    "	b.ne	5f\n"
+    "	str	x5, [x3, #8]\n"
+    "	mov	x14, x13\n"
+    "5:	subs	x7, x7, #1\n"
     "	b.ne	2b\n"
     "	str	x5, [x3]\n"
     "	add	x5, x5, #1\n"
@@ -104,6 +136,9 @@ struct vcpu {
 	int stats_fd;
 	uint64_t exits_off, mmio_off;
 	int error;
+	struct kvm_dirty_gfn *ring;	/* --ring: the vCPU's dirty ring */
+	uint32_t fetch;			/* next ring entry to harvest */
+	uint64_t ring_full_exits;
 };
 
 static struct {
@@ -115,6 +150,10 @@ static struct {
 	size_t page_size;
 	unsigned long *bitmap;
 	int manual;
+	uint32_t ring_entries;		/* --ring: entries per vCPU ring */
+	uint64_t progress;		/* writes between progress exits */
+	uint16_t *src;			/* per page: bit v ring of vCPU v, 15 bitmap */
+	uint64_t ring_stray;		/* ring entries outside the data slot */
 	/* round synchronisation */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -252,6 +291,38 @@ static void sig_noop(int sig)
 {
 }
 
+#define SRC_BITMAP	0x8000
+
+/* Take the dirty entries of a vCPU's ring and mark them for reset. */
+static uint64_t ring_harvest(struct vcpu *v)
+{
+	uint64_t n = 0;
+
+	for (;;) {
+		struct kvm_dirty_gfn *e = &v->ring[v->fetch & (g.ring_entries - 1)];
+		uint32_t flags = __atomic_load_n(&e->flags, __ATOMIC_ACQUIRE);
+
+		if (!(flags & KVM_DIRTY_GFN_F_DIRTY))
+			break;
+		if (e->slot == DATA_SLOT && e->offset < g.pages)
+			__atomic_fetch_or(&g.src[e->offset], 1 << v->id,
+					  __ATOMIC_RELAXED);
+		else
+			__atomic_fetch_add(&g.ring_stray, 1, __ATOMIC_RELAXED);
+		__atomic_store_n(&e->flags, KVM_DIRTY_GFN_F_RESET,
+				 __ATOMIC_RELEASE);
+		v->fetch++;
+		n++;
+	}
+	return n;
+}
+
+static void ring_reset(void)
+{
+	if (ioctl(g.vm_fd, KVM_RESET_DIRTY_RINGS, 0) < 0)
+		die("KVM_RESET_DIRTY_RINGS");
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -291,6 +362,17 @@ static void *vcpu_thread(void *arg)
 				break;
 			if (v->run->exit_reason == KVM_EXIT_INTR)
 				continue;
+			if (v->run->exit_reason == KVM_EXIT_MMIO &&
+			    v->run->mmio.phys_addr == PROGRESS_GPA)
+				continue;
+			if (v->run->exit_reason == KVM_EXIT_DIRTY_RING_FULL &&
+			    g.ring_entries) {
+				/* What a VMM does: harvest, reset, go on. */
+				v->ring_full_exits++;
+				ring_harvest(v);
+				ring_reset();
+				continue;
+			}
 			printf("vcpu %d: unexpected exit %u\n", v->id,
 			       v->run->exit_reason);
 			v->error = EIO;
@@ -349,6 +431,18 @@ static void create_vm(void)
 	g.vm_fd = ioctl(g.kvm_fd, KVM_CREATE_VM, 0);
 	if (g.vm_fd < 0)
 		die("KVM_CREATE_VM");
+	if (g.ring_entries) {
+		/* Before any vCPU, and the bitmap before any memslot. */
+		int rc = KVM_CAP_DIRTY_LOG_RING_ACQ_REL;
+
+		if (check_ext(g.kvm_fd, rc) <= 0)
+			rc = KVM_CAP_DIRTY_LOG_RING;
+		if (enable_cap(g.vm_fd, rc, g.ring_entries *
+			       sizeof(struct kvm_dirty_gfn)))
+			die("enable a dirty ring of %u entries", g.ring_entries);
+		if (enable_cap(g.vm_fd, KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP, 1))
+			die("enable KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP");
+	}
 
 	code = mmap(NULL, CODE_SIZE, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -380,6 +474,14 @@ static void create_vm(void)
 			      MAP_SHARED, v->fd, 0);
 		if (v->run == MAP_FAILED)
 			die("mmap kvm_run");
+		if (g.ring_entries) {
+			v->ring = mmap(NULL, g.ring_entries *
+				       sizeof(struct kvm_dirty_gfn),
+				       PROT_READ | PROT_WRITE, MAP_SHARED, v->fd,
+				       KVM_DIRTY_LOG_PAGE_OFFSET * g.page_size);
+			if (v->ring == MAP_FAILED)
+				die("mmap dirty ring");
+		}
 		stats_init(v);
 	}
 }
@@ -391,10 +493,14 @@ static void setup_vcpus(uint64_t seed, uint64_t writes, int sequential)
 	for (i = 0; i < g.nvcpus; i++) {
 		int fd = g.vcpus[i].fd;
 		uint64_t slice = g.pages / g.nvcpus;
+		/* Ring mode: each vCPU writes its own slice, for attribution. */
+		uint64_t base = g.ring_entries ? slice * i : 0;
 
 		set_reg(fd, CORE_REG(regs.pc), CODE_GPA);
-		set_reg(fd, CORE_REG(regs.regs[0]), DATA_GPA);
-		set_reg(fd, CORE_REG(regs.regs[1]), g.pages);
+		set_reg(fd, CORE_REG(regs.regs[0]),
+			DATA_GPA + base * g.page_size);
+		set_reg(fd, CORE_REG(regs.regs[1]),
+			g.ring_entries ? slice : g.pages);
 		set_reg(fd, CORE_REG(regs.regs[2]),
 			seed * 0x9e3779b97f4a7c15ULL + i + 1);
 		set_reg(fd, CORE_REG(regs.regs[3]), MMIO_GPA);
@@ -402,7 +508,8 @@ static void setup_vcpus(uint64_t seed, uint64_t writes, int sequential)
 		set_reg(fd, CORE_REG(regs.regs[5]), 1);
 		set_reg(fd, CORE_REG(regs.regs[6]), i + 1);
 		set_reg(fd, CORE_REG(regs.regs[10]), sequential);
-		set_reg(fd, CORE_REG(regs.regs[11]), slice * i);
+		set_reg(fd, CORE_REG(regs.regs[11]), base ? 0 : slice * i);
+		set_reg(fd, CORE_REG(regs.regs[13]), g.progress);
 	}
 }
 
@@ -447,7 +554,29 @@ static void write_file(const char *path, const char *val)
 		die("write %s", path);
 }
 
-static int ring_check(void)
+static int ring_vm(int ring_cap, int bitmap)
+{
+	int vm = ioctl(g.kvm_fd, KVM_CREATE_VM, 0);
+
+	if (vm < 0)
+		die("KVM_CREATE_VM");
+	if (ring_cap && enable_cap(vm, ring_cap, 65536 * 16))
+		die("enable dirty ring");
+	if (bitmap && enable_cap(vm, KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP, 1))
+		die("enable KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP");
+	return vm;
+}
+
+static void expect_refused(int r, int err, const char *what)
+{
+	if (!r || errno != err) {
+		if (!r)
+			errno = 0;
+		die("%s: expected %s, got r=%d", what, strerror(err), r);
+	}
+}
+
+static int ring_check(int accept)
 {
 	int vm, ring_cap, r;
 
@@ -459,37 +588,42 @@ static int ring_check(void)
 		return 0;
 	}
 
-	/* ring first, then the capability */
-	vm = ioctl(g.kvm_fd, KVM_CREATE_VM, 0);
-	if (vm < 0)
-		die("KVM_CREATE_VM");
-	if (enable_cap(vm, ring_cap, 65536 * 16))
-		die("enable dirty ring");
+	/* ring without the bitmap, then the capability */
+	vm = ring_vm(ring_cap, 0);
 	r = enable_cap(vm, KVM_CAP_ARM_PAGE_TRACKING_DEVICE, 1);
-	if (!r || errno != EINVAL)
-		die("capability accepted on a VM with a dirty ring (r=%d)", r);
+	expect_refused(r, EINVAL, "capability on a ring without bitmap");
+	close(vm);
+
+	/* ring and bitmap, then the capability */
+	vm = ring_vm(ring_cap, 1);
+	r = enable_cap(vm, KVM_CAP_ARM_PAGE_TRACKING_DEVICE, 1);
+	if (accept) {
+		if (r)
+			die("capability refused on a ring+bitmap VM");
+		if (enable_cap(vm, KVM_CAP_ARM_PAGE_TRACKING_DEVICE, 0))
+			die("disable capability");
+	} else {
+		expect_refused(r, EOPNOTSUPP, "capability on a ring+bitmap VM");
+	}
 	close(vm);
 
 	/* capability first, then the ring */
-	vm = ioctl(g.kvm_fd, KVM_CREATE_VM, 0);
-	if (vm < 0)
-		die("KVM_CREATE_VM");
+	vm = ring_vm(0, 0);
 	if (enable_cap(vm, KVM_CAP_ARM_PAGE_TRACKING_DEVICE, 1))
 		die("enable capability");
 	/* a second enable must succeed without allocating again */
 	if (enable_cap(vm, KVM_CAP_ARM_PAGE_TRACKING_DEVICE, 1))
 		die("second enable");
 	r = enable_cap(vm, ring_cap, 65536 * 16);
-	if (!r || errno != EINVAL)
-		die("dirty ring accepted on a VM with the capability (r=%d)", r);
+	expect_refused(r, EINVAL, "dirty ring on a VM with the capability");
 	/* disabling keeps the ring refused: the exclusion is for the VM's life */
 	if (enable_cap(vm, KVM_CAP_ARM_PAGE_TRACKING_DEVICE, 0))
 		die("disable capability");
 	r = enable_cap(vm, ring_cap, 65536 * 16);
-	if (!r || errno != EINVAL)
-		die("dirty ring accepted after the capability was used (r=%d)", r);
+	expect_refused(r, EINVAL, "dirty ring after the capability was used");
 	close(vm);
-	printf("PASS: dirty ring and capability exclude each other (EINVAL both ways)\n");
+	printf("PASS: ring then capability: EINVAL without bitmap, %s with it; capability then ring: EINVAL\n",
+	       accept ? "accepted" : "EOPNOTSUPP");
 	return 0;
 }
 
@@ -497,9 +631,11 @@ int main(int argc, char **argv)
 {
 	int rounds = 20, cap_mode = 0, overflow_round = -1, bench = 0;
 	int probe = 0, expect_cap = -1, do_ring = 0, log_toggle = 0;
+	int ring_accept = 0;
 	uint64_t writes = 1024, seed = 1, total_fn = 0, total_fp = 0;
 	uint64_t total_dirty = 0, first_faults = 0, redirty_faults = 0;
-	uint64_t redirty_pages = 0;
+	uint64_t redirty_pages = 0, total_own = 0, total_other = 0;
+	uint64_t total_bitmap = 0, total_written = 0, total_full = 0;
 	double get_total = 0, clear_total = 0, dirty_total = 0;
 	int cap_on = 0, r, i, opt;
 	static const struct option opts[] = {
@@ -509,6 +645,9 @@ int main(int argc, char **argv)
 		{ "manual", no_argument, NULL, 'm' },
 		{ "overflow", required_argument, NULL, 'o' },
 		{ "ring-check", no_argument, NULL, 'R' },
+		{ "ring-accept", no_argument, NULL, 'A' },
+		{ "ring", required_argument, NULL, 'g' },
+		{ "progress", required_argument, NULL, 'G' },
 		{ "log-toggle", no_argument, NULL, 'L' },
 		{ "bench", no_argument, NULL, 'b' },
 		{ "rounds", required_argument, NULL, 'r' },
@@ -535,6 +674,9 @@ int main(int argc, char **argv)
 		case 'm': g.manual = 1; break;
 		case 'o': overflow_round = atoi(optarg); break;
 		case 'R': do_ring = 1; break;
+		case 'A': ring_accept = 1; break;
+		case 'g': g.ring_entries = strtoul(optarg, NULL, 0); break;
+		case 'G': g.progress = strtoull(optarg, NULL, 0); break;
 		case 'L': log_toggle = 1; break;
 		case 'b': bench = 1; break;
 		case 'r': rounds = atoi(optarg); break;
@@ -547,6 +689,13 @@ int main(int argc, char **argv)
 	}
 	if (g.nvcpus < 1 || g.nvcpus > MAX_VCPUS || g.pages < (uint64_t)g.nvcpus)
 		die("bad vcpus/pages");
+	if (g.ring_entries & (g.ring_entries - 1))
+		die("--ring: a power of two");
+	if (g.ring_entries && (g.manual || cap_mode == 2 || log_toggle ||
+			       overflow_round >= 0))
+		die("--ring: not with --manual, --cap toggle, --log-toggle, --overflow");
+	if (g.ring_entries && !g.progress)
+		g.progress = 128;
 
 	g.kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (g.kvm_fd < 0)
@@ -563,7 +712,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (do_ring)
-		return ring_check();
+		return ring_check(ring_accept);
 
 	create_vm();
 	if (cap_mode && r <= 0) {
@@ -583,7 +732,8 @@ int main(int argc, char **argv)
 		die("enable manual protect");
 
 	g.bitmap = calloc((g.pages + 63) / 64, 8);
-	if (!g.bitmap)
+	g.src = calloc(g.pages, sizeof(*g.src));
+	if (!g.bitmap || !g.src)
 		die("calloc");
 
 	set_slot(DATA_SLOT, DATA_GPA, g.pages * g.page_size, g.data,
@@ -599,10 +749,11 @@ int main(int argc, char **argv)
 				   &g.vcpus[i]))
 			die("pthread_create");
 
-	printf("mode: cap=%s manual=%d pages=%llu vcpus=%d rounds=%d %s\n",
+	printf("mode: cap=%s manual=%d pages=%llu vcpus=%d rounds=%d %s ring=%u progress=%llu\n",
 	       cap_mode == 1 ? "on" : cap_mode == 2 ? "toggle" : "off",
 	       g.manual, (unsigned long long)g.pages, g.nvcpus, rounds,
-	       bench ? "sequential (bench)" : "random");
+	       bench ? "sequential (bench)" : "random", g.ring_entries,
+	       (unsigned long long)g.progress);
 	/* Start from a clean log: the first round is compared with it. */
 	get_log();
 	if (g.manual)
@@ -612,7 +763,9 @@ int main(int argc, char **argv)
 		uint64_t fn = 0, fp = 0, dirty = 0, written = 0, p;
 		uint64_t faults0 = other_exits(), faults;
 		double t, tget, tclear = 0;
+		uint64_t own = 0, other = 0, bitmap_only = 0, full = 0;
 
+		memset(g.src, 0, g.pages * sizeof(*g.src));
 		if (r == overflow_round) {
 			write_file(INJECT_PATH, "1");
 			printf("round %d: injected one device overflow\n", r);
@@ -646,12 +799,36 @@ int main(int argc, char **argv)
 			continue;
 		}
 
+		if (g.ring_entries) {
+			/* The rings first, then the bitmap for what did not fit. */
+			for (i = 0; i < g.nvcpus; i++) {
+				ring_harvest(&g.vcpus[i]);
+				full += g.vcpus[i].ring_full_exits;
+				g.vcpus[i].ring_full_exits = 0;
+			}
+			ring_reset();
+		}
 		tget = get_log();
 		get_total += tget;
 		for (p = 0; p < g.pages; p++) {
 			uint64_t v = *(volatile uint64_t *)(g.data + p * g.page_size);
 			int d = test_bit(p, g.bitmap);
 
+			if (g.ring_entries) {
+				uint64_t tag = *(volatile uint64_t *)(g.data + p * g.page_size + 8);
+				uint16_t own_bit = tag >= 1 && tag <= (uint64_t)g.nvcpus ?
+						   1 << (tag - 1) : 0;
+
+				if (d)
+					g.src[p] |= SRC_BITMAP;
+				d = !!g.src[p];
+				if (v == (uint64_t)r && (g.src[p] & own_bit))
+					own++;
+				else if (v == (uint64_t)r && (g.src[p] & ~SRC_BITMAP))
+					other++;
+				else if (v == (uint64_t)r && d)
+					bitmap_only++;
+			}
 			dirty += d;
 			if (v == (uint64_t)r) {
 				written++;
@@ -683,12 +860,25 @@ int main(int argc, char **argv)
 			       r, (unsigned long long)faults,
 			       (unsigned long long)written,
 			       written ? (double)faults / written : 0.0);
+		} else if (g.ring_entries) {
+			printf("round %d: cap=%d written=%llu own-ring=%llu other-ring=%llu bitmap-only=%llu false-neg=%llu false-pos=%llu ring-full-exits=%llu exits=%llu\n",
+			       r, cap_on, (unsigned long long)written,
+			       (unsigned long long)own, (unsigned long long)other,
+			       (unsigned long long)bitmap_only,
+			       (unsigned long long)fn, (unsigned long long)fp,
+			       (unsigned long long)full,
+			       (unsigned long long)faults);
 		} else {
 			printf("round %d: cap=%d written=%llu dirty=%llu false-neg=%llu false-pos=%llu exits=%llu\n",
 			       r, cap_on, (unsigned long long)written,
 			       (unsigned long long)dirty, (unsigned long long)fn,
 			       (unsigned long long)fp, (unsigned long long)faults);
 		}
+		total_own += own;
+		total_other += other;
+		total_bitmap += bitmap_only;
+		total_written += written;
+		total_full += full;
 		if (r == overflow_round && dirty != g.pages) {
 			errno = 0;
 			die("round %d: overflow did not mark every page dirty (%llu of %llu)",
@@ -716,6 +906,14 @@ int main(int argc, char **argv)
 		       (unsigned long long)redirty_pages,
 		       redirty_pages ? (double)redirty_faults / redirty_pages : 0.0);
 	}
+	if (g.ring_entries)
+		printf("ring: %llu written pages: %llu in the writing vCPU's ring, %llu in another vCPU's ring, %llu in the bitmap only; %llu ring-full exits, %llu stray entries\n",
+		       (unsigned long long)total_written,
+		       (unsigned long long)total_own,
+		       (unsigned long long)total_other,
+		       (unsigned long long)total_bitmap,
+		       (unsigned long long)total_full,
+		       (unsigned long long)g.ring_stray);
 	if (total_fn) {
 		errno = 0;
 		die("%llu false negatives", (unsigned long long)total_fn);
