@@ -14,7 +14,9 @@
 #   make arm64-test   boot the patched kernel in the emulated arm64 host
 #   make qemu         Debian's QEMU 7.2 with the PTA device
 #   make pta          the PTA module (W=1, sparse, checkpatch)
-#   make pta-test     PTA register conformance and the arm64 PTA scenarios
+#   make pta-test     PTA register conformance and migration state, the arm64
+#                     PTA scenarios, the emulated host migrated mid-run
+#   make dkms-check   build the PTA module through dkms.conf
 #   make bench-kernel / bench-pta   write-protect vs HAFDBS vs PTA
 
 SHELL := /bin/bash
@@ -76,7 +78,7 @@ MAN_SRCS := $(wildcard man/*.[1-8])
 MAN_OUT := $(MAN_SRCS:man/%=$(O)/man/%.gz) $(MAN_SRCS:man/%=$(O)/man/%.txt)
 
 .PHONY: all deps check demo lint fuzz fuzz-build bench clean kernel \
-	arm64-test qemu pta pta-test bench-kernel bench-pta
+	arm64-test qemu pta pta-test dkms-check bench-kernel bench-pta
 all: $(ALL_BINS) $(MAN_OUT)
 
 $(O)/man/%.gz: man/%
@@ -183,7 +185,11 @@ qemu:
 pta:
 	bash driver/pta/build.sh
 pta-test:
-	python3 tests/qemu/test_pta_regs.py && bash tests/qemu/run-pta.sh
+	python3 tests/qemu/test_pta_regs.py && \
+		python3 tests/qemu/test_pta_migrate.py && \
+		bash tests/qemu/run-pta.sh && python3 tests/qemu/migrate-pta.py vhe
+dkms-check:
+	bash tests/qemu/dkms-check.sh
 bench-kernel:
 	bash bench/kernel/run.sh
 bench-pta:

@@ -42,7 +42,11 @@ if [ "${PTRACK_SKIP_KERNEL:-0}" != 1 ]; then
 	step "QEMU with the PTA device" bash tests/qemu/build.sh
 	step "PTA module (W=1, sparse, checkpatch)" bash driver/pta/build.sh
 	step "PTA model registers (qtest)" python3 tests/qemu/test_pta_regs.py
+	step "PTA model migration state (qtest)" \
+		python3 tests/qemu/test_pta_migrate.py
 	step "PTA in the arm64 test bed" bash tests/qemu/run-pta.sh
+	step "PTA: arm64 host migrated mid-run" python3 tests/qemu/migrate-pta.py vhe
+	step "PTA module with dkms" bash tests/qemu/dkms-check.sh
 fi
 step "build (ASan+UBSan)" make -s -j"$jobs" SAN=1 all
 step "tests (ASan+UBSan)" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \

@@ -22,8 +22,13 @@ VER=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$here/../../driver/pta/dkms.con
 	ptrack_die "no built kernel in $PTRACK_KBUILD (run driver/kernel/build.sh)"
 if ! command -v dkms >/dev/null; then
 	ptrack_log "installing dkms"
+	# A fresh machine may have no package lists yet.
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-		--no-install-recommends dkms >/dev/null
+		--no-install-recommends dkms >/dev/null 2>&1 || {
+		apt-get update -q >/dev/null &&
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+				--no-install-recommends dkms >/dev/null
+	} || ptrack_die "cannot install dkms"
 fi
 kver=$(make -s -C "$PTRACK_KBUILD" ARCH=arm64 \
 	CROSS_COMPILE="$PTRACK_CROSS" kernelrelease 2>/dev/null | tail -1)
