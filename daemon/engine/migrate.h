@@ -111,8 +111,10 @@ struct pt_peer_result {
 
 /*
  * Serves one migration session: returns 0 when Complete arrived and every
- * region's checksum matched, else a negative errno with the reason in
- * @res (the source was sent an Error frame when it could be).
+ * region's checksum matched (also when restarted on a state file whose
+ * session was already complete and no source reconnects within idle_ms),
+ * else a negative errno with the reason in @res (the source was sent an
+ * Error frame when it could be).
  */
 int pt_peer_run(const struct pt_peer_opts *o, struct pt_peer_result *res);
 

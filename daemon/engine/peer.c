@@ -35,7 +35,8 @@
 
 #define T(name) PTRACK__V1__MSG_TYPE__MSG_TYPE_##name
 #define E(name) PTRACK__V1__ERROR_CODE__ERROR_##name
-#define STATE_MAGIC 0x53535450u /* "PTSS" */
+#define STATE_MAGIC 0x32535450u /* "PTS2" */
+#define STATE_F_COMPLETE 1u /* Complete was verified and acked */
 #define PEER_DONE 1
 
 struct state_hdr {
@@ -43,8 +44,8 @@ struct state_hdr {
 	uint32_t hello_len;
 	uint64_t session_id;
 	uint64_t last_seq;
+	uint32_t flags; /* STATE_F_* */
 	uint32_t crc; /* over the fields above and the Hello */
-	uint32_t pad;
 };
 
 struct peer {
@@ -56,6 +57,7 @@ struct peer {
 	uint64_t tx_seq;
 
 	int have_session;
+	int complete; /* this session's Complete was verified */
 	uint64_t session_id, last_seq;
 	uint8_t *hello;
 	size_t hello_len;
@@ -149,7 +151,8 @@ static int persist(struct peer *p)
 	struct state_hdr h = { .magic = STATE_MAGIC,
 			       .hello_len = (uint32_t)p->hello_len,
 			       .session_id = p->session_id,
-			       .last_seq = p->last_seq };
+			       .last_seq = p->last_seq,
+			       .flags = p->complete ? STATE_F_COMPLETE : 0 };
 	char tmp[PATH_MAX], path[PATH_MAX];
 	int fd, dfd, r;
 
@@ -309,6 +312,7 @@ static int load_state(struct peer *p)
 	if (!r) {
 		p->have_session = 1;
 		p->last_seq = h.last_seq;
+		p->complete = !!(h.flags & STATE_F_COMPLETE);
 		p->res->resumed = 1;
 		p->res->session_id = h.session_id;
 	}
@@ -335,6 +339,7 @@ static int on_hello(struct peer *p, const struct pt_frame *f, struct pt_msg *m)
 				  "Hello with seq %" PRIu64 ", expected 1",
 				  m->seq);
 	p->have_session = 0;
+	p->complete = 0;
 	p->res->resumed = 0; /* a new session replaces any restored one */
 	r = setup_session(p, f->msg, f->hdr.msg_len, 1);
 	if (r == -ENOSPC || r == -EDQUOT || r == -EFBIG)
@@ -488,6 +493,7 @@ static int on_complete(struct peer *p, const struct pt_msg *m)
 				"region %u: CRC32C 0x%08x, source says 0x%08x",
 				rg->id, crc, c->checksums[i]->crc32c);
 	}
+	p->complete = 1; /* persisted by the Ack that follows */
 	return PEER_DONE;
 }
 
@@ -799,6 +805,10 @@ static int accept_conn(struct peer *p)
 	struct pollfd pf = { .fd = p->lfd, .events = POLLIN };
 	int r = poll(&pf, 1, (int)p->o->idle_ms);
 
+	/* Restarted after it acked Complete: the source has what it needs
+	 * and will not come back, and the destination memory is whole. */
+	if (r == 0 && p->complete)
+		return PEER_DONE;
 	if (r == 0)
 		return fail(p, E(SESSION), ETIMEDOUT,
 			    "no source connected for %" PRIu64 " ms",
@@ -824,6 +834,8 @@ static int serve(struct peer *p)
 
 	for (;;) {
 		r = accept_conn(p);
+		if (r == PEER_DONE)
+			return 0;
 		if (r)
 			return r;
 		r = serve_conn(p);

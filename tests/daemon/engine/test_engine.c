@@ -162,6 +162,50 @@ static void test_ring_identical(void)
 	check_identical(1, 2);
 }
 
+/* Exit status of `ptrackd peer` restarted on @r's state, when no source
+ * connects within @idle_ms. */
+static int restarted_peer_rc(const struct run *r, int idle_ms)
+{
+	char bin[PATH_MAX + 16], mem[PATH_MAX + 32], state[PATH_MAX + 16];
+	char listen[64], idle[16];
+	pid_t pid;
+
+	snprintf(bin, sizeof(bin), "%s/ptrackd", pt_test_bindir());
+	snprintf(mem, sizeof(mem), "%s/dest/dest.mem", r->dir);
+	snprintf(state, sizeof(state), "%s/state", r->dir);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", eu_free_port());
+	snprintf(idle, sizeof(idle), "%d", idle_ms);
+	pid = fork();
+	if (!pid) {
+		execl(bin, bin, "peer", "--listen", listen, "--mem-file", mem,
+		      "--state-dir", state, "--idle-ms", idle, "--quiet",
+		      (char *)NULL);
+		_exit(98);
+	}
+	return eu_wait(pid, 10000);
+}
+
+/* A peer restarted after it acked Complete (killed before it could exit)
+ * must not report a failed migration: the source is gone for good and the
+ * destination is whole. Its memory is untouched by the restart. */
+static void test_peer_restart_after_complete(void)
+{
+	struct run r = {
+		.mo = { .size = 16 * MIB, .writers = 1, .rate = 2000 },
+	};
+	char path[PATH_MAX + 32];
+	const uint8_t *mem;
+	uint64_t size;
+
+	migrate(&r);
+	CU_ASSERT_FATAL(r.rc == 0 && r.peer_rc == 0);
+	CU_ASSERT_EQUAL(restarted_peer_rc(&r, 300), 0);
+	mem = msrc_mem(r.m, &size);
+	snprintf(path, sizeof(path), "%s/dest/dest.mem", r.dir);
+	CU_ASSERT_EQUAL(eu_compare(path, mem, size), 0);
+	finish(&r);
+}
+
 /* The peer is SIGKILLed at a random point and restarted from its state
  * file; each run must end identical, or fail and say so. */
 static void test_peer_restart(void)
@@ -591,11 +635,12 @@ static void test_rogue_source_no_hello(void)
 }
 
 PT_SUITE(engine, PT_TEST(test_bitmap_identical), PT_TEST(test_ring_identical),
-	 PT_TEST(test_peer_restart), PT_TEST(test_tcp_drop_resume),
-	 PT_TEST(test_bandwidth_cap), PT_TEST(test_time_limit_mid_round),
-	 PT_TEST(test_peer_memory_bounded), PT_TEST(test_no_space),
-	 PT_TEST(test_no_convergence), PT_TEST(test_tcp_congestion),
-	 PT_TEST(test_tcp_congestion_unknown), PT_TEST(test_rogue_peer_garbage),
-	 PT_TEST(test_rogue_peer_bad_ack), PT_TEST(test_rogue_source_bad_crc),
+	 PT_TEST(test_peer_restart), PT_TEST(test_peer_restart_after_complete),
+	 PT_TEST(test_tcp_drop_resume), PT_TEST(test_bandwidth_cap),
+	 PT_TEST(test_time_limit_mid_round), PT_TEST(test_peer_memory_bounded),
+	 PT_TEST(test_no_space), PT_TEST(test_no_convergence),
+	 PT_TEST(test_tcp_congestion), PT_TEST(test_tcp_congestion_unknown),
+	 PT_TEST(test_rogue_peer_garbage), PT_TEST(test_rogue_peer_bad_ack),
+	 PT_TEST(test_rogue_source_bad_crc),
 	 PT_TEST(test_rogue_source_no_hello),
 	 PT_TEST(test_rogue_source_bad_payload));
