@@ -314,7 +314,7 @@ static void test_migrate_tcp_congestion(void)
 	char to[64], mem[200], pout[200], mout[200], ssout[200], want[80];
 	struct svc src, dst;
 	pid_t vmm, peer, mig, ss;
-	int port = free_port();
+	int port = free_port(), rc;
 
 	if (!svc_have_kvm()) {
 		fprintf(stderr, "\n  skipped: no /dev/kvm\n");
@@ -361,7 +361,12 @@ static void test_migrate_tcp_congestion(void)
 		     (char *[]){ "migrate", "cc", "--to", to, "--bandwidth",
 				 "2000000", "--tcp-congestion", (char *)cc,
 				 "--json", NULL });
-	CU_ASSERT_EQUAL(exit_of(svc_wait(mig, 60000)), 0);
+	rc = exit_of(svc_wait(mig, 60000));
+	CU_ASSERT_EQUAL(rc, 0);
+	if (rc) {
+		svc_show(mout);
+		svc_show(src.log);
+	}
 	kill(ss, SIGKILL);
 	svc_wait(ss, 5000);
 	snprintf(want, sizeof(want), " %s ", cc);
