@@ -25,6 +25,9 @@ const char *pt_test_bindir(void);
 /* True when PTRACK_TEST_LONG=1: long-running variants of tests. */
 int pt_test_long(void);
 
+/* A loopback TCP port that was free a moment ago, or -1. */
+int pt_test_free_port(void);
+
 #define PT_SUITE_FULL(sname, sinit, sclean, ...)                             \
 	static const CU_TestInfo pt_tests_##sname[] = { __VA_ARGS__,         \
 							CU_TEST_INFO_NULL }; \

@@ -10,7 +10,6 @@
  * the entries must carry VM, MIGRATION_ID and MESSAGE_ID, with the PID
  * journald saw on the socket being the daemon's.
  */
-#include <netinet/in.h>
 #include <sched.h>
 #include <sys/mount.h>
 
@@ -18,21 +17,6 @@
 #include "service_util.h"
 
 #define JOURNALD "/lib/systemd/systemd-journald"
-
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
-	    !getsockname(fd, (struct sockaddr *)&a, &len))
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
 
 /* Mount namespace: a fresh /run, @jdir as /run/log/journal. */
 static int private_run(const char *jdir)
@@ -63,7 +47,7 @@ static int scenario(const char *dir, const char *jdir, const char *pidf)
 	const char *auto_log[] = { "--log-target", "auto", NULL };
 	char jlog[160], to[64], mem[200], pout[200];
 	char *jargv[] = { JOURNALD, NULL };
-	int step = 0, port = free_port(), st;
+	int step = 0, port = pt_test_free_port(), st;
 	FILE *f;
 
 	snprintf(jlog, sizeof(jlog), "%s/journald.out", dir);

@@ -7,24 +7,8 @@
  * cleanly and the guest keeps running until its VMM is let go; a VMM
  * that disconnects mid-migration fails it without harm.
  */
-#include <netinet/in.h>
 
 #include "service_util.h"
-
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
-	    !getsockname(fd, (struct sockaddr *)&a, &len))
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
 
 /* Runs ptrackctl in the background, output to @out. */
 static pid_t ctl_bg(const struct svc *s, const char *out, char *const args[])
@@ -54,7 +38,7 @@ static void test_migrate(void)
 	struct svc src, dst;
 	pid_t vmm, peer, mig;
 	char *text = NULL;
-	int port = free_port();
+	int port = pt_test_free_port();
 
 	if (!svc_have_kvm()) {
 		fprintf(stderr, "\n  skipped: no /dev/kvm\n");
@@ -125,7 +109,7 @@ static void test_sigterm_mid_migration(void)
 	char to[64], mout[200], vlog[200];
 	struct svc s;
 	pid_t vmm, peer, mig;
-	int port = free_port();
+	int port = pt_test_free_port();
 
 	if (!svc_have_kvm()) {
 		fprintf(stderr, "\n  skipped: no /dev/kvm\n");
@@ -173,7 +157,7 @@ static void test_vmm_disconnect(void)
 	char to[64], mout[200];
 	struct svc s;
 	pid_t vmm, peer, mig;
-	int port = free_port();
+	int port = pt_test_free_port();
 	char *out = NULL;
 
 	if (!svc_have_kvm()) {
@@ -216,7 +200,7 @@ static int migrate_once(struct svc *src, struct svc *dst, const char *name,
 	pid_t vmm, peer;
 	int ret;
 
-	snprintf(to, sizeof(to), "127.0.0.1:%d", free_port());
+	snprintf(to, sizeof(to), "127.0.0.1:%d", pt_test_free_port());
 	snprintf(mem, sizeof(mem), "%s/%s.mem", dst->dir, name);
 	snprintf(pout, sizeof(pout), "%s/%s.peer", dst->dir, name);
 	peer = ctl_bg(
@@ -314,7 +298,7 @@ static void test_migrate_tcp_congestion(void)
 	char to[64], mem[200], pout[200], mout[200], ssout[200], want[80];
 	struct svc src, dst;
 	pid_t vmm, peer, mig, ss;
-	int port = free_port(), rc;
+	int port = pt_test_free_port(), rc;
 
 	if (!svc_have_kvm()) {
 		fprintf(stderr, "\n  skipped: no /dev/kvm\n");
