@@ -62,6 +62,9 @@ int main(void)
 #define CODE_SIZE 0x10000ULL
 #define DATA_GPA 0x20000000ULL
 #define MMIO_GPA 0x3f000000ULL
+
+#include "e2e_vm.h"
+
 #define NVCPUS 2
 #define PAGES 1024
 #define HALF (PAGES / NVCPUS)
@@ -198,10 +201,8 @@ int main(int argc, char **argv)
 	static unsigned long bitmap[PAGES / (8 * sizeof(unsigned long))];
 	static uint8_t got[PAGES];
 	struct find_ctx fc = { .pid = (uint32_t)getpid() };
-	struct kvm_enable_cap cap = {
-		.cap = KVM_CAP_ARM_PAGE_TRACKING_DEVICE,
-		.args = { 1 },
-	};
+	struct e2e_vm v;
+	const char *what;
 	struct vcpu vc[NVCPUS];
 	struct ptrack_nl *nl = NULL;
 	struct kvm_vcpu_init init;
@@ -209,7 +210,6 @@ int main(int argc, char **argv)
 	uint64_t per_cpu[NVCPUS] = { 0 };
 	int kvm, vm, r, round, rounds = DEFAULT_ROUNDS, i, tries;
 	size_t run_size;
-	void *code, *data;
 
 	if (argc == 3 && !strcmp(argv[1], "--rounds"))
 		rounds = atoi(argv[2]);
@@ -222,38 +222,12 @@ int main(int argc, char **argv)
 	if (r)
 		return fail("ptrack family", r);
 
-	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	vm = kvm < 0 ? -1 : ioctl(kvm, KVM_CREATE_VM, 0);
-	if (vm < 0 || ioctl(vm, KVM_ENABLE_CAP, &cap))
-		return fail("VM with the capability", errno);
-	code = mmap(NULL, CODE_SIZE, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	data = mmap(NULL, PAGES * 4096UL, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	if (code == MAP_FAILED || data == MAP_FAILED)
-		return fail("mmap", errno);
-	memcpy(code, cpu_e2e_code, cpu_e2e_code_size);
-	{
-		struct kvm_userspace_memory_region s0 = {
-			.slot = 0,
-			.guest_phys_addr = CODE_GPA,
-			.memory_size = CODE_SIZE,
-			.userspace_addr = (uintptr_t)code,
-		};
-		struct kvm_userspace_memory_region s1 = {
-			.slot = 1,
-			.flags = KVM_MEM_LOG_DIRTY_PAGES,
-			.guest_phys_addr = DATA_GPA,
-			.memory_size = PAGES * 4096UL,
-			.userspace_addr = (uintptr_t)data,
-		};
-
-		if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &s0) ||
-		    ioctl(vm, KVM_SET_USER_MEMORY_REGION, &s1))
-			return fail("memslots", errno);
-	}
-	if (ioctl(vm, KVM_ARM_PREFERRED_TARGET, &init))
-		return fail("KVM_ARM_PREFERRED_TARGET", errno);
+	r = e2e_vm_create(&v, cpu_e2e_code, cpu_e2e_code_size, PAGES, &what);
+	if (r)
+		return fail(what, r);
+	kvm = v.kvm;
+	vm = v.vm;
+	init = v.init;
 	run_size = (size_t)ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
 	for (i = 0; i < NVCPUS; i++) {
 		vc[i].idx = i;

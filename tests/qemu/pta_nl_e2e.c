@@ -48,6 +48,9 @@ int main(void)
 #define CODE_SIZE 0x10000ULL
 #define DATA_GPA 0x20000000ULL
 #define MMIO_GPA 0x3f000000ULL
+
+#include "e2e_vm.h"
+
 #define PAGES 512
 #define ROUNDS 10
 
@@ -151,16 +154,13 @@ int main(void)
 	static uint8_t got[PAGES];
 	struct ev_ctx evc = { .pid = (uint32_t)getpid() };
 	struct find_ctx fc = { .pid = (uint32_t)getpid() };
-	struct kvm_enable_cap cap = {
-		.cap = KVM_CAP_ARM_PAGE_TRACKING_DEVICE,
-		.args = { 1 },
-	};
+	struct e2e_vm v;
+	const char *what;
 	struct ptrack_nl *nl = NULL, *ev = NULL;
 	struct kvm_vcpu_init init;
 	struct kvm_run *run;
 	uint64_t fneg = 0, fpos = 0, total = 0, lossy = 0;
 	int kvm, vm, vcpu, r, round;
-	void *code, *data;
 
 	srand(4242);
 	r = ptrack_nl_open_events(&ev);
@@ -170,38 +170,12 @@ int main(void)
 	if (r)
 		return fail("ptrack family", r);
 
-	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	vm = kvm < 0 ? -1 : ioctl(kvm, KVM_CREATE_VM, 0);
-	if (vm < 0 || ioctl(vm, KVM_ENABLE_CAP, &cap))
-		return fail("VM with the capability", errno);
-	code = mmap(NULL, CODE_SIZE, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	data = mmap(NULL, PAGES * 4096UL, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	if (code == MAP_FAILED || data == MAP_FAILED)
-		return fail("mmap", errno);
-	memcpy(code, e2e_code, e2e_code_size);
-	{
-		struct kvm_userspace_memory_region s0 = {
-			.slot = 0,
-			.guest_phys_addr = CODE_GPA,
-			.memory_size = CODE_SIZE,
-			.userspace_addr = (uintptr_t)code,
-		};
-		struct kvm_userspace_memory_region s1 = {
-			.slot = 1,
-			.flags = KVM_MEM_LOG_DIRTY_PAGES,
-			.guest_phys_addr = DATA_GPA,
-			.memory_size = PAGES * 4096UL,
-			.userspace_addr = (uintptr_t)data,
-		};
-
-		if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &s0) ||
-		    ioctl(vm, KVM_SET_USER_MEMORY_REGION, &s1))
-			return fail("memslots", errno);
-	}
-	if (ioctl(vm, KVM_ARM_PREFERRED_TARGET, &init))
-		return fail("KVM_ARM_PREFERRED_TARGET", errno);
+	r = e2e_vm_create(&v, e2e_code, e2e_code_size, PAGES, &what);
+	if (r)
+		return fail(what, r);
+	kvm = v.kvm;
+	vm = v.vm;
+	init = v.init;
 	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
 	if (vcpu < 0 || ioctl(vcpu, KVM_ARM_VCPU_INIT, &init))
 		return fail("vCPU", errno);
