@@ -87,6 +87,7 @@ static void mig_rate(struct pt_migration *m, uint64_t now)
 		return;
 	pthread_mutex_lock(&m->lock);
 	m->rate = (double)pages * vm->meter.page_size / dt;
+	m->have_rate = 1;
 	for (unsigned int i = 0; i < vm->meter.vcpus; i++)
 		m->vcpu_rate[i] =
 			(double)m->vpages[i] * vm->meter.page_size / dt;

@@ -43,6 +43,7 @@ struct pt_migration {
 	pthread_mutex_t lock;
 	struct pt_mig_progress prog; /* latest, under lock */
 	double rate; /* dirty bytes/s between the last two harvests */
+	int have_rate; /* a harvest set rate: until then the VM's stands */
 	double *vcpu_rate; /* per vCPU, under lock */
 	uint64_t *vpages; /* scratch for the migration thread */
 	uint64_t prog_seq, prog_sent;

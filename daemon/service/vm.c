@@ -139,11 +139,14 @@ static void sample_vm(struct pt_vm *vm)
 	if (!vm->sample || vm->gone || (!vm->tracked && !migrating(vm)))
 		return;
 	if (migrating(vm)) {
-		/* The migration's harvests set the rate; see mig_rate(). */
+		/* The migration's harvests set the rate; see mig_rate().
+		 * Before its first one, the last window's rate stands. */
 		pthread_mutex_lock(&vm->mig->lock);
-		vm->rate = vm->mig->rate;
-		for (unsigned int i = 0; i < vm->meter.vcpus; i++)
-			vm->vcpu_rate[i] = vm->mig->vcpu_rate[i];
+		if (vm->mig->have_rate) {
+			vm->rate = vm->mig->rate;
+			for (unsigned int i = 0; i < vm->meter.vcpus; i++)
+				vm->vcpu_rate[i] = vm->mig->vcpu_rate[i];
+		}
 		pthread_mutex_unlock(&vm->mig->lock);
 		return;
 	}

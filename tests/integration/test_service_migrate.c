@@ -371,7 +371,88 @@ static void test_migrate_tcp_congestion(void)
 	svc_cleanup(&dst);
 }
 
+/* The VM's dirty rate through `ptrackctl vms --json`, or -1. */
+static double vm_rate(const struct svc *s, int *migrating)
+{
+	char *out = NULL;
+	double r = -1;
+
+	if (svc_ctl((struct svc *)s, &out, "vms", "--json") == 0 && out) {
+		r = svc_json_num(out, "dirty_rate_bytes_per_second");
+		*migrating = strstr(out, "\"state\":\"migrating\"") != NULL;
+	}
+	free(out);
+	return r;
+}
+
+/*
+ * A tracked VM's dirty-rate gauge holds its last window's value until the
+ * migration's first harvest (the end of round 0) gives a new one: a graph
+ * must not dip to 0 whenever a migration starts. Sampling every 100 ms
+ * makes a dip show at once; a bandwidth cap makes round 0 last ~1 s.
+ */
+static void test_rate_holds_in_round0(void)
+{
+	const char *extra[] = { "--set", "metrics.sample_ms=100", NULL };
+	const char *vargs[] = { "--mem",     "32M", "--rate", "1000",
+				"--pattern", "seq", NULL };
+	char to[64], mem[200], pout[200], mout[200];
+	int port = pt_test_free_port(), migrating = 0, samples = 0, zero = 0;
+	struct svc src, dst;
+	pid_t vmm, peer, mig;
+	double r;
+	long t0;
+
+	if (!svc_have_kvm()) {
+		fprintf(stderr, "\n  skipped: no /dev/kvm\n");
+		return;
+	}
+	CU_ASSERT_FATAL(svc_mkdir(&src) == 0 && svc_mkdir(&dst) == 0);
+	CU_ASSERT_FATAL(svc_start(&src, extra) == 0);
+	CU_ASSERT_FATAL(svc_start(&dst, NULL) == 0);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	snprintf(mem, sizeof(mem), "%s/dest.mem", dst.dir);
+	snprintf(pout, sizeof(pout), "%s/peer.out", dst.dir);
+	snprintf(mout, sizeof(mout), "%s/migrate.out", src.dir);
+	peer = ctl_bg(&dst, pout,
+		      (char *[]){ "peer", "listen", to, "--mem-file", mem,
+				  "--json", NULL });
+	CU_ASSERT(svc_wait_file(pout, "\"state\":\"listening\"", 5000));
+	vmm = svc_vmm(&src, "hold", vargs);
+	CU_ASSERT_FATAL(vmm > 0);
+	CU_ASSERT_EQUAL(svc_ctl(&src, NULL, "track", "start", "hold"), 0);
+	/* 1000 fresh pages/s: 8 MiB written before the migration starts. */
+	usleep(2000000);
+	r = vm_rate(&src, &migrating);
+	CU_ASSERT(r > 1000 * 4096 * 0.5);
+	mig = ctl_bg(&src, mout,
+		     (char *[]){ "migrate", "hold", "--to", to, "--bandwidth",
+				 "8000000", "--json", NULL });
+	CU_ASSERT(svc_wait_file(mout, "\"event\":\"progress\"", 10000));
+	for (t0 = svc_ms(); svc_ms() - t0 < 1500; usleep(50000)) {
+		if (svc_file_has(mout, "\"round\":1"))
+			break;
+		r = vm_rate(&src, &migrating);
+		if (!migrating)
+			continue;
+		samples++;
+		zero += r <= 0;
+	}
+	fprintf(stderr, "\n  round 0: %d samples of the rate, %d zero\n",
+		samples, zero);
+	CU_ASSERT(samples > 0);
+	CU_ASSERT_EQUAL(zero, 0);
+	CU_ASSERT_EQUAL(exit_of(svc_wait(mig, 60000)), 0);
+	CU_ASSERT_EQUAL(exit_of(svc_wait(peer, 10000)), 0);
+	CU_ASSERT_EQUAL(exit_of(svc_wait(vmm, 10000)), 0);
+	CU_ASSERT_EQUAL(svc_stop(&src), 0);
+	CU_ASSERT_EQUAL(svc_stop(&dst), 0);
+	svc_cleanup(&src);
+	svc_cleanup(&dst);
+}
+
 PT_SUITE(service_migrate, PT_TEST(test_migrate),
 	 PT_TEST(test_migrate_tty_and_plain),
 	 PT_TEST(test_sigterm_mid_migration), PT_TEST(test_vmm_disconnect),
-	 PT_TEST(test_migrate_tcp_congestion));
+	 PT_TEST(test_migrate_tcp_congestion),
+	 PT_TEST(test_rate_holds_in_round0));
