@@ -45,7 +45,9 @@ if [ "${PTRACK_SKIP_KERNEL:-0}" != 1 ]; then
 	step "PTA model migration state (qtest)" \
 		python3 tests/qemu/test_pta_migrate.py
 	step "PTA in the arm64 test bed" bash tests/qemu/run-pta.sh
-	step "PTA: arm64 host migrated mid-run" python3 tests/qemu/migrate-pta.py vhe
+	# Not here: tests/qemu/migrate-pta.py (make pta-test runs it). After a
+	# restore, the restored host intermittently hangs once the tracked run
+	# has passed (cause not found yet), and CI must not wait on that.
 	step "PTA module with dkms" bash tests/qemu/dkms-check.sh
 fi
 step "build (ASan+UBSan)" make -s -j"$jobs" SAN=1 all
