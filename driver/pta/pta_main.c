@@ -513,6 +513,8 @@ static int pta_probe(struct platform_device *pdev)
 	pd->ptd.name = dev_name(dev);
 	pd->ptd.owner = THIS_MODULE;
 	pd->ptd.ops = &pta_tracking_ops;
+	/* Every ring entry carries the CPU id of the PE that wrote. */
+	pd->ptd.flags = PAGE_TRACKING_F_PER_CPU;
 	ret = page_tracking_device_register(&pd->ptd);
 	if (ret) {
 		dev_err(dev, "cannot register with KVM: %d\n", ret);
