@@ -187,7 +187,7 @@ pta:
 pta-test:
 	python3 tests/qemu/test_pta_regs.py && \
 		python3 tests/qemu/test_pta_migrate.py && \
-		bash tests/qemu/run-pta.sh && python3 tests/qemu/migrate-pta.py vhe
+		bash tests/qemu/run-pta.sh && python3 tests/qemu/migrate-pta.py nvhe
 dkms-check:
 	bash tests/qemu/dkms-check.sh
 bench-kernel:
