@@ -41,7 +41,7 @@ PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CC := gcc
 CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE \
-	  -Iinclude -Idaemon -Itests/harness -I$(O)/gen $(SANFLAGS) -MMD -MP
+	  -I. -Iinclude -Idaemon -Itests/lib -I$(O)/gen $(SANFLAGS) -MMD -MP
 LDFLAGS := $(SANFLAGS) -Wl,--as-needed
 LDLIBS = $(PKG_LIBS) -lpthread -lm
 
@@ -57,20 +57,40 @@ CORE_SRCS := $(shell find daemon -name '*.c' -not -path 'daemon/cmd/*' | sort)
 CORE_OBJS := $(CORE_SRCS:%.c=$(O)/obj/%.o) $(PROTO_OBJS)
 CORE_LIB := $(O)/lib/libptrackcore.a
 
+# libptrack, the VMM side of the VMM <-> ptrackd protocol: its own objects
+# only (and the generated vmm.proto code), static and shared. The shared one
+# exports the ptl_* API of include/ptrack/libptrack.h and nothing else.
+LIBPTRACK_SRCS := $(sort $(wildcard libptrack/*.c))
+LIBPTRACK_PROTO := $(O)/gen/proto/vmm.pb-c.c
+LIBPTRACK_OBJS := $(LIBPTRACK_SRCS:%.c=$(O)/obj/%.o) $(O)/obj/gen/proto/vmm.pb-c.o
+LIBPTRACK_PIC := $(LIBPTRACK_SRCS:%.c=$(O)/pic/%.o) $(O)/pic/gen/proto/vmm.pb-c.o
+LIBPTRACK_A := $(O)/lib/libptrack.a
+LIBPTRACK_SONAME := libptrack.so.0
+LIBPTRACK_SO := $(O)/lib/$(LIBPTRACK_SONAME).1.0
+
 CMDS := $(notdir $(wildcard daemon/cmd/*))
 CMD_BINS := $(CMDS:%=$(O)/bin/%)
 
-VMM_SRCS := $(wildcard tests/vmm/*.c)
-VMM_BIN := $(if $(VMM_SRCS),$(O)/bin/ptrack-vmm)
+# ptrack-vmm: the generic VMM plus one architecture's guest and set-up.
+VMM_ARCH := $(shell uname -m)
+VMM_SRCS := $(filter-out tools/ptrack-vmm/arch_%.c tools/ptrack-vmm/guest_%.c,\
+	$(wildcard tools/ptrack-vmm/*.c)) \
+	$(wildcard tools/ptrack-vmm/arch_$(VMM_ARCH).c \
+		   tools/ptrack-vmm/guest_$(VMM_ARCH).c)
+VMM_BIN := $(O)/bin/ptrack-vmm
 
-TEST_SRCS := $(sort $(wildcard tests/harness/*.c) \
-	$(shell find tests/daemon tests/integration -name 'test_*.c' 2>/dev/null))
+# Test helpers (tests/lib/) are compiled once, into libpttest.a.
+TESTLIB_SRCS := $(sort $(wildcard tests/lib/*.c))
+TESTLIB := $(O)/lib/libpttest.a
+TEST_SRCS := $(sort $(shell find tests/daemon tests/driver tests/integration \
+	-name 'test_*.c' 2>/dev/null))
 TEST_BIN := $(O)/bin/ptrack-tests
 
 BENCHES := $(notdir $(patsubst %/,%,$(dir $(wildcard bench/*/main.c))))
 BENCH_BINS := $(BENCHES:%=$(O)/bin/bench-%)
 
 ALL_BINS := $(CMD_BINS) $(VMM_BIN) $(TEST_BIN) $(BENCH_BINS)
+ALL_LIBS := $(LIBPTRACK_A) $(LIBPTRACK_SO)
 
 # Man pages: checked with groff -ww (any warning fails the build), shipped
 # gzipped, and rendered to text for reading in the tree.
@@ -79,7 +99,7 @@ MAN_OUT := $(MAN_SRCS:man/%=$(O)/man/%.gz) $(MAN_SRCS:man/%=$(O)/man/%.txt)
 
 .PHONY: all deps check demo lint fuzz fuzz-build bench clean kernel \
 	arm64-test qemu pta pta-test dkms-check bench-kernel bench-pta
-all: $(ALL_BINS) $(MAN_OUT)
+all: $(ALL_BINS) $(ALL_LIBS) $(MAN_OUT)
 
 $(O)/man/%.gz: man/%
 	@mkdir -p $(@D)
@@ -105,36 +125,70 @@ $(O)/obj/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
+$(O)/pic/gen/%.pb-c.o: $(O)/gen/%.pb-c.c
+	@mkdir -p $(@D)
+	$(CC) $(filter-out -Werror,$(CFLAGS)) -fPIC \
+		$(PKG_CFLAGS) -c $< -o $@
+
+$(O)/pic/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fPIC $(PKG_CFLAGS) -c $< -o $@
+
 $(CORE_LIB): $(CORE_OBJS)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
+$(LIBPTRACK_A): $(LIBPTRACK_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBPTRACK_SO): $(LIBPTRACK_PIC) libptrack/libptrack.map
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,$(LIBPTRACK_SONAME) \
+		-Wl,--version-script=libptrack/libptrack.map -o $@ \
+		$(LIBPTRACK_PIC) $$(pkg-config --libs libprotobuf-c)
+	@bad=$$(nm -D --defined-only $@ | awk '{print $$3}' | \
+		grep -v '^ptl_' | grep -v '^LIBPTRACK_'); \
+		[ -z "$$bad" ] || { echo "$@ exports $$bad"; rm -f $@; exit 1; }
+	ln -sf $(notdir $@) $(O)/lib/$(LIBPTRACK_SONAME)
+	ln -sf $(LIBPTRACK_SONAME) $(O)/lib/libptrack.so
+
+$(TESTLIB): $(TESTLIB_SRCS:%.c=$(O)/obj/%.o)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+# $(1) program, $(2) its objects, $(3) the static libraries it links
 define prog
-$(1): $(2) $$(CORE_LIB)
+$(1): $(2) $(3)
 	@mkdir -p $$(@D)
-	$$(CC) $$(LDFLAGS) -o $$@ $(2) $$(CORE_LIB) $$(LDLIBS)
+	$$(CC) $$(LDFLAGS) -o $$@ $(2) $(3) $$(LDLIBS)
 endef
 
+DAEMON_LIBS := $(CORE_LIB) $(LIBPTRACK_A)
 $(foreach c,$(CMDS),$(eval $(call prog,$(O)/bin/$(c),\
-	$(patsubst %.c,$(O)/obj/%.o,$(wildcard daemon/cmd/$(c)/*.c)))))
-$(if $(VMM_BIN),$(eval $(call prog,$(VMM_BIN),$(VMM_SRCS:%.c=$(O)/obj/%.o))))
-$(eval $(call prog,$(TEST_BIN),$(TEST_SRCS:%.c=$(O)/obj/%.o)))
+	$(patsubst %.c,$(O)/obj/%.o,$(wildcard daemon/cmd/$(c)/*.c)),\
+	$(DAEMON_LIBS))))
+$(eval $(call prog,$(VMM_BIN),$(VMM_SRCS:%.c=$(O)/obj/%.o),$(LIBPTRACK_A)))
+$(eval $(call prog,$(TEST_BIN),$(TEST_SRCS:%.c=$(O)/obj/%.o),\
+	$(TESTLIB) $(DAEMON_LIBS)))
 $(foreach b,$(BENCHES),$(eval $(call prog,$(O)/bin/bench-$(b),\
-	$(patsubst %.c,$(O)/obj/%.o,$(wildcard bench/$(b)/*.c)))))
+	$(patsubst %.c,$(O)/obj/%.o,$(wildcard bench/$(b)/*.c)),\
+	$(TESTLIB) $(DAEMON_LIBS))))
 
 # --- fuzzing (clang + libFuzzer) ------------------------------------------
 FUZZ_O := $(BUILD)/fuzz
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_CFLAGS := -std=gnu11 -O1 -g -D_GNU_SOURCE -Iinclude -Idaemon \
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -D_GNU_SOURCE -I. -Iinclude -Idaemon \
 	-I$(O)/gen -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined
 
 fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_O)/%)
 
-$(FUZZ_O)/%: tests/fuzz/%.c $(CORE_SRCS) $(PROTO_C)
+$(FUZZ_O)/%: tests/fuzz/%.c $(CORE_SRCS) $(LIBPTRACK_SRCS) $(PROTO_C)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) $(PKG_CFLAGS) -o $@ $< $(CORE_SRCS) $(PROTO_C) \
+	clang $(FUZZ_CFLAGS) $(PKG_CFLAGS) -o $@ $< $(CORE_SRCS) \
+		$(LIBPTRACK_SRCS) $(PROTO_C) \
 		$(PKG_LIBS) -lpthread -lm
 
 fuzz: fuzz-build
@@ -152,14 +206,16 @@ demo: deps
 bench: deps all
 	@for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done
 
-LINT_SRCS = $(shell git ls-files 'daemon/*.[ch]' 'include/*.h' 'tests/*.[ch]' \
-	'bench/*.[ch]' | grep -v '^tests/arm64/' | grep -v '^include/uapi/')
+LINT_SRCS = $(shell git ls-files 'daemon/*.[ch]' 'libptrack/*.[ch]' \
+	'tools/*.[ch]' 'include/*.h' 'tests/*.[ch]' 'bench/*.[ch]' | \
+	grep -v '^tests/arm64/' | grep -v '^include/uapi/')
 # clang-tidy's analyzer does not know that CUnit's *_FATAL asserts stop a
 # test, so it reads test files as null dereferences: it checks the code
 # that ships (daemon, tools, benchmarks); the tests run under ASan+UBSan.
-TIDY_SRCS = $(filter-out tests/daemon/% tests/integration/% tests/fuzz/%,\
+TIDY_SRCS = $(filter-out tests/daemon/% tests/driver/% tests/integration/% \
+	tests/fuzz/% tests/lib/memfd_source.c,\
 	$(filter %.c,$(LINT_SRCS)))
-LINT_INC := -Iinclude -Idaemon -Itests/harness -I$(O)/gen
+LINT_INC := -I. -Iinclude -Idaemon -Itests/lib -I$(O)/gen
 
 lint: deps $(PROTO_H)
 	@echo "lint: clang-format"
@@ -168,7 +224,7 @@ lint: deps $(PROTO_H)
 	@cppcheck --quiet --error-exitcode=1 --std=c11 \
 		--enable=warning,performance,portability --inline-suppr \
 		--suppress=missingIncludeSystem --suppress=missingInclude \
-		-Iinclude -Idaemon -Itests/harness -D_GNU_SOURCE $(LINT_SRCS)
+		-I. -Iinclude -Idaemon -Itests/lib -D_GNU_SOURCE $(LINT_SRCS)
 	@echo "lint: clang-tidy"
 	@out=$$(clang-tidy --quiet $(TIDY_SRCS) -- -std=gnu11 -D_GNU_SOURCE \
 		$(LINT_INC) $(PKG_CFLAGS) 2>/dev/null | \
@@ -181,7 +237,7 @@ kernel:
 arm64-test:
 	bash tests/arm64/run.sh
 qemu:
-	bash tests/qemu/build.sh
+	bash driver/qemu/build.sh
 pta:
 	bash driver/pta/build.sh
 pta-test:

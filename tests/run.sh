@@ -39,7 +39,7 @@ if [ "${PTRACK_SKIP_KERNEL:-0}" != 1 ]; then
 	step "kernel series (build, bisect, arches, checkpatch, sparse)" \
 		bash driver/kernel/build.sh
 	step "arm64 test bed (VHE and nVHE)" bash tests/arm64/run.sh
-	step "QEMU with the PTA device" bash tests/qemu/build.sh
+	step "QEMU with the PTA device" bash driver/qemu/build.sh
 	step "PTA module (W=1, sparse, checkpatch)" bash driver/pta/build.sh
 	step "PTA model registers (qtest)" python3 tests/qemu/test_pta_regs.py
 	step "PTA model migration state (qtest)" \

@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../tests/daemon/engine/memfd_source.h"
+#include "memfd_source.h"
 #include "engine/migrate.h"
 
 #define MIB (1ull << 20)

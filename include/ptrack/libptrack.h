@@ -40,7 +40,7 @@
  * memory memfd, data eventfd, space eventfd, one fd per region) and gets
  * Registered; then ptrackd sends Request{seq, op} and the VMM answers
  * Reply{seq, status} when done. Dirty records go through the memfd, a
- * single-producer ring described in daemon/libptrack/shm.h; the VMM
+ * single-producer ring described in libptrack/shm.h; the VMM
  * signals the data eventfd after committing records and waits on the space
  * eventfd when the ring is full. Records are committed before the Reply.
  *

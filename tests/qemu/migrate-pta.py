@@ -9,7 +9,7 @@ pages come from the PTA, 0 false negatives required). After the test's
 round 5, A is stopped and migrated to a file (QMP migrate to exec:cat) and
 quits; QEMU B, with the same command line and -incoming defer, loads the
 file and continues. The device's ring indices, contexts and counters must
-come across (vmstate_pta in tests/qemu/pta-device.patch): a lost RING_PROD
+come across (vmstate_pta in driver/qemu/0002-hw-arm-Add-the-ptrack-Page-Tracking-Agent-device.patch): a lost RING_PROD
 or context would show as an impossible producer index, lost pages or a
 stuck driver. Passes when B finishes the scenario with no failed step and
 no kernel warning in either log.

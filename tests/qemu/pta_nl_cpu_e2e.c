@@ -43,7 +43,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "netlink/ptrack_nl.h"
+#include "ptnl/ptnl.h"
 
 /* An arm64 KVM guest: on other hosts (make lint) only a stub builds. */
 #ifndef __aarch64__
@@ -153,7 +153,7 @@ struct find_ctx {
 	uint32_t id;
 };
 
-static int on_tracker(const struct ptrack_nl_tracker *t, void *arg)
+static int on_tracker(const struct ptnl_tracker *t, void *arg)
 {
 	struct find_ctx *f = arg;
 
@@ -166,19 +166,19 @@ static int on_tracker(const struct ptrack_nl_tracker *t, void *arg)
  * Reads CPU @cpu's pages (-1: every CPU) of tracker @id until none remain;
  * sets bit (cpu + 1) of got[page]. Returns pages read or -errno.
  */
-static long read_cpu(struct ptrack_nl *nl, uint32_t id, int cpu, uint8_t *got,
+static long read_cpu(struct ptnl *nl, uint32_t id, int cpu, uint8_t *got,
 		     uint64_t *lossy)
 {
 	static uint64_t batch[PTRACK_READ_MAX_PAGES];
-	struct ptrack_nl_batch b;
+	struct ptnl_batch b;
 	long n = 0;
 	int r, first = 1;
 
 	do {
 		size_t i;
 
-		r = ptrack_nl_read(nl, id, cpu, first, batch,
-				   PTRACK_READ_MAX_PAGES, &b);
+		r = ptnl_read(nl, id, cpu, first, batch, PTRACK_READ_MAX_PAGES,
+			      &b);
 		if (r)
 			return r;
 		if (b.cpu != cpu)
@@ -204,7 +204,7 @@ int main(int argc, char **argv)
 	struct e2e_vm v;
 	const char *what;
 	struct vcpu vc[NVCPUS];
-	struct ptrack_nl *nl = NULL;
+	struct ptnl *nl = NULL;
 	struct kvm_vcpu_init init;
 	uint64_t fneg = 0, wrong = 0, left = 0, total = 0, lossy = 0;
 	uint64_t per_cpu[NVCPUS] = { 0 };
@@ -218,7 +218,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	srand(777);
-	r = ptrack_nl_open(&nl);
+	r = ptnl_open(&nl);
 	if (r)
 		return fail("ptrack family", r);
 
@@ -245,7 +245,7 @@ int main(int argc, char **argv)
 
 	/* The tracker exists once dirty logging is on: find it by pid. */
 	for (tries = 0; tries < 50 && !fc.id; tries++) {
-		r = ptrack_nl_dump_trackers(nl, on_tracker, &fc);
+		r = ptnl_dump_trackers(nl, on_tracker, &fc);
 		if (r)
 			return fail("tracker dump", r);
 		if (!fc.id)
@@ -253,7 +253,7 @@ int main(int argc, char **argv)
 	}
 	if (!fc.id)
 		return fail("no tracker for this VM", ENOENT);
-	r = ptrack_nl_subscribe(nl, fc.id, PTRACK_SUB_PER_CPU);
+	r = ptnl_subscribe(nl, fc.id, PTRACK_SUB_PER_CPU);
 	if (r)
 		return fail("per-CPU subscribe", r);
 	printf("tracker %u, per-CPU subscription\n", fc.id);
@@ -333,7 +333,7 @@ int main(int argc, char **argv)
 	}
 	close(vm);
 	close(kvm);
-	ptrack_nl_close(nl);
+	ptnl_close(nl);
 	if (lossy) {
 		printf("FAIL: %llu lossy reads (the ring must not overflow)\n",
 		       (unsigned long long)lossy);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * End-to-end test of the ptrack netlink client (daemon/netlink/ptrack_nl.c,
+ * End-to-end test of the ptrack netlink client (daemon/ptnl/ptnl.c,
  * libnl-genl) against the PTA driver, inside the emulated arm64 host.
  * Built static for arm64 against Debian's arm64 libnl by run-pta.sh.
  *
@@ -29,7 +29,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "netlink/ptrack_nl.h"
+#include "ptnl/ptnl.h"
 
 /* An arm64 KVM guest: on other hosts (make lint) only a stub builds. */
 #ifndef __aarch64__
@@ -100,7 +100,7 @@ struct ev_ctx {
 	int seen;
 };
 
-static int on_event(const struct ptrack_nl_event *e, void *arg)
+static int on_event(const struct ptnl_event *e, void *arg)
 {
 	struct ev_ctx *c = arg;
 
@@ -115,16 +115,16 @@ static int on_event(const struct ptrack_nl_event *e, void *arg)
 }
 
 /* Waits up to 5 s for event @want of process @pid. */
-static int wait_event(struct ptrack_nl *ev, struct ev_ctx *c, uint8_t want)
+static int wait_event(struct ptnl *ev, struct ev_ctx *c, uint8_t want)
 {
-	struct pollfd p = { .fd = ptrack_nl_fd(ev), .events = POLLIN };
+	struct pollfd p = { .fd = ptnl_fd(ev), .events = POLLIN };
 	int i;
 
 	c->want = want;
 	c->seen = 0;
 	for (i = 0; i < 50 && !c->seen; i++) {
 		if (poll(&p, 1, 100) > 0) {
-			int r = ptrack_nl_recv_events(ev, on_event, c);
+			int r = ptnl_recv_events(ev, on_event, c);
 
 			if (r < 0)
 				return r;
@@ -138,7 +138,7 @@ struct find_ctx {
 	uint32_t id;
 };
 
-static int on_tracker(const struct ptrack_nl_tracker *t, void *arg)
+static int on_tracker(const struct ptnl_tracker *t, void *arg)
 {
 	struct find_ctx *f = arg;
 
@@ -156,17 +156,17 @@ int main(void)
 	struct find_ctx fc = { .pid = (uint32_t)getpid() };
 	struct e2e_vm v;
 	const char *what;
-	struct ptrack_nl *nl = NULL, *ev = NULL;
+	struct ptnl *nl = NULL, *ev = NULL;
 	struct kvm_vcpu_init init;
 	struct kvm_run *run;
 	uint64_t fneg = 0, fpos = 0, total = 0, lossy = 0;
 	int kvm, vm, vcpu, r, round;
 
 	srand(4242);
-	r = ptrack_nl_open_events(&ev);
+	r = ptnl_open_events(&ev);
 	if (r)
 		return fail("events socket", r);
-	r = ptrack_nl_open(&nl);
+	r = ptnl_open(&nl);
 	if (r)
 		return fail("ptrack family", r);
 
@@ -191,10 +191,10 @@ int main(void)
 	r = wait_event(ev, &evc, PTRACK_CMD_EVENT_TRACKER_NEW);
 	if (r)
 		return fail("TRACKER_NEW event", r);
-	r = ptrack_nl_dump_trackers(nl, on_tracker, &fc);
+	r = ptnl_dump_trackers(nl, on_tracker, &fc);
 	if (r || fc.id != evc.id)
 		return fail("tracker dump", r ? r : ENOENT);
-	r = ptrack_nl_subscribe(nl, fc.id, PTRACK_SUB_DRAIN);
+	r = ptnl_subscribe(nl, fc.id, PTRACK_SUB_DRAIN);
 	if (r)
 		return fail("subscribe", r);
 	printf("tracker %u, subscribed\n", fc.id);
@@ -206,7 +206,7 @@ int main(void)
 			round ? 1 + (uint64_t)rand() % (PAGES - start) : PAGES;
 		struct kvm_dirty_log log = { .slot = 1,
 					     .dirty_bitmap = bitmap };
-		struct ptrack_nl_batch b;
+		struct ptnl_batch b;
 		uint64_t i, n = 0, rf = 0;
 
 		if (set_reg(vcpu, CORE_REG(regs.regs[0]),
@@ -219,8 +219,8 @@ int main(void)
 			return fail("KVM_RUN", errno ? errno : EPROTO);
 		memset(got, 0, sizeof(got));
 		do {
-			r = ptrack_nl_read(nl, fc.id, -1, true, batch,
-					   PTRACK_READ_MAX_PAGES, &b);
+			r = ptnl_read(nl, fc.id, -1, true, batch,
+				      PTRACK_READ_MAX_PAGES, &b);
 			if (r)
 				return fail("read", r);
 			lossy += b.lossy;
@@ -256,8 +256,8 @@ int main(void)
 	r = wait_event(ev, &evc, PTRACK_CMD_EVENT_TRACKER_DEL);
 	if (r)
 		return fail("TRACKER_DEL event", r);
-	ptrack_nl_close(nl);
-	ptrack_nl_close(ev);
+	ptnl_close(nl);
+	ptnl_close(ev);
 	close(kvm);
 	if (fneg || !total) {
 		printf("FAIL: %llu false negatives\n",

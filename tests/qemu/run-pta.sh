@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Boots the patched kernel under our QEMU (tests/qemu/build.sh) with the
+# Boots the patched kernel under our QEMU (driver/qemu/build.sh) with the
 # Page Tracking Agent enabled (-machine pta=on), loads the PTA driver and
 # runs scenarios from tests/qemu/scenarios/, in VHE and nVHE mode.
 #
@@ -10,7 +10,7 @@
 # overflow) and pta-hotplug (CPU hotplug, per-CPU netlink reads) when
 # tests/arm64/ptrack_kvm_test.c exists. Default modes: both.
 # Needs: driver/kernel/build.sh (kernel Image, gen_init_cpio),
-# tests/qemu/build.sh (qemu-system-aarch64), driver/pta/build.sh (module).
+# driver/qemu/build.sh (qemu-system-aarch64), driver/pta/build.sh (module).
 # The boot and the log checks are tests/arm64/run-scenario.sh's.
 # PTRACK_PTA_KIMAGE and PTRACK_PTA_KO override the kernel and the module.
 set -euo pipefail
@@ -38,7 +38,7 @@ if [ ${#scenarios[@]} -eq 0 ]; then
 	[ -f "$KVMTEST" ] && scenarios+=(pta-kvm pta-hotplug)
 fi
 
-[ -x "$QEMU_DIR/qemu-system-aarch64" ] || ptrack_die "run tests/qemu/build.sh"
+[ -x "$QEMU_DIR/qemu-system-aarch64" ] || ptrack_die "run driver/qemu/build.sh"
 [ -f "$KO" ] || ptrack_die "run driver/pta/build.sh"
 gen=$PTRACK_KBUILD/usr/gen_init_cpio
 [ -x "$gen" ] || ptrack_die "run driver/kernel/build.sh"
@@ -66,7 +66,7 @@ for prog in pta_nl_e2e pta_nl_cpu_e2e; do
 	"$CC" -static -O2 -Wall -Wextra -Werror -D_GNU_SOURCE \
 		-I"$here/../../include" -I"$here/../../daemon" \
 		$("${nlpc[@]}" --cflags libnl-genl-3.0) -o "$OUT/$prog" \
-		"$here/$prog.c" "$here/../../daemon/netlink/ptrack_nl.c" \
+		"$here/$prog.c" "$here/../../daemon/ptnl/ptnl.c" \
 		$("${nlpc[@]}" --static --libs libnl-genl-3.0) -lpthread \
 		2>"$OUT/cc.log" ||
 		{ cat "$OUT/cc.log" >&2; ptrack_die "$prog build failed"; }

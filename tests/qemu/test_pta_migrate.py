@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Migration state of QEMU's PTA model (tests/qemu/pta-device.patch),
+"""Migration state of QEMU's PTA model (driver/qemu/0002-hw-arm-Add-the-ptrack-Page-Tracking-Agent-device.patch),
 under qtest:
 
 - `-dump-vmstate` lists the "ptrack-pta" VMStateDescription with the

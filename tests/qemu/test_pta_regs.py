@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Register-level conformance test of QEMU's PTA model (tests/qemu/
-pta-device.patch) against driver/pta/SPEC.md, through QEMU's qtest
+"""Register-level conformance test of QEMU's PTA model (driver/qemu/
+0002-*.patch) against driver/pta/SPEC.md, through QEMU's qtest
 protocol: identification, reset values, access types and masks, ring
 configuration rules, RING_CONS validation, flush completion, interrupt
 status W1C, context registers, 64-bit accesses and software reset.

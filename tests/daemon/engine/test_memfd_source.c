@@ -1,8 +1,14 @@
 // SPDX-License-Identifier: MIT
 /* Self-test of the in-process memfd dirty source. */
-#include "memfd_source.c"
+#include "memfd_source.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "pt_test.h"
+
+#define PAGE 4096u
 
 /* Self-test: every written page is reported, in both modes. */
 struct collect {
@@ -49,28 +55,31 @@ static void check_mode(int ring)
 	struct collect c = { .sink.ops = &col_ops };
 	struct pt_dirty_source *s;
 	struct msrc *m;
+	const uint8_t *mem;
 	uint8_t *before;
-	uint64_t pg, missed = 0, changed = 0;
+	uint64_t pg, npages, size, missed = 0, changed = 0;
 
 	CU_ASSERT_FATAL(msrc_create(&m, &o) == 0);
 	s = msrc_source(m);
-	c.bm = calloc(words(m->npages), 8);
+	mem = msrc_mem(m, &size);
+	npages = size / PAGE;
+	c.bm = calloc((npages + 63) / 64, 8);
 	before = malloc(o.size);
 	CU_ASSERT_FATAL(c.bm && before);
 	CU_ASSERT_EQUAL(s->ops->start(s), 0);
 	s->ops->pause(s);
-	memcpy(before, m->mem, o.size);
+	memcpy(before, mem, o.size);
 	s->ops->harvest(s, &c.sink);
-	memset(c.bm, 0, words(m->npages) * 8);
+	memset(c.bm, 0, (npages + 63) / 64 * 8);
 	s->ops->resume(s);
 	usleep(100000);
 	CU_ASSERT_EQUAL(s->ops->pause(s), 0);
 	CU_ASSERT(msrc_paused(m));
 	CU_ASSERT_EQUAL(s->ops->harvest(s, &c.sink), 0);
-	for (pg = 0; pg < m->npages; pg++) {
+	for (pg = 0; pg < npages; pg++) {
 		int d = (c.bm[pg / 64] >> (pg % 64)) & 1;
 
-		if (memcmp(before + pg * PAGE, m->mem + pg * PAGE, PAGE)) {
+		if (memcmp(before + pg * PAGE, mem + pg * PAGE, PAGE)) {
 			changed++;
 			missed += !d;
 		}

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ptrack-vmm: a minimal x86_64 KVM VMM whose guest writes memory with a
- * chosen pattern, harvests the dirty log by bitmap or ring and can prove,
- * against a shadow copy, that no written page was missed.
+ * ptrack-vmm: a minimal KVM VMM whose guest writes memory with a chosen
+ * pattern, harvests the dirty log by bitmap or ring and can prove, against
+ * a shadow copy, that no written page was missed. The architecture's part
+ * is in arch.h, arch_<arch>.c and guest_<arch>.c.
  */
 #ifndef PT_VMM_H
 #define PT_VMM_H
@@ -21,10 +22,6 @@
  * the vCPUs start (page tables, GDT, parameters, code); the guest writes
  * only the work area above it, so any page change there is the guest's.
  */
-#define VMM_GDT_GPA 0x0800ull
-#define VMM_PML4_GPA 0x1000ull
-#define VMM_PDPT_GPA 0x2000ull
-#define VMM_PD_GPA 0x3000ull /* one 4 KiB PD per GiB, up to VMM_MAX_GIB */
 #define VMM_MAX_GIB 64
 #define VMM_PARAM_GPA 0x50000ull
 #define VMM_CODE_GPA 0x60000ull

@@ -5,6 +5,7 @@
  * the dirty log by bitmap (manual protect, GET then CLEAR) or dirty rings.
  */
 #include "vmm.h"
+#include "arch.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,28 +42,6 @@ static int enable_cap(int vmfd, uint32_t cap, uint64_t arg)
 	return xioctl(vmfd, KVM_ENABLE_CAP, &c);
 }
 
-/* 2 MiB identity pages over all of guest RAM, plus a flat GDT. */
-static void build_page_tables(struct vmm *vm)
-{
-	uint64_t *pml4 = (uint64_t *)(vm->mem + VMM_PML4_GPA);
-	uint64_t *pdpt = (uint64_t *)(vm->mem + VMM_PDPT_GPA);
-	uint64_t *gdt = (uint64_t *)(vm->mem + VMM_GDT_GPA);
-	uint64_t gib = (vm->o.mem + (1ull << 30) - 1) >> 30, i, j;
-
-	pml4[0] = VMM_PDPT_GPA | 3;
-	for (i = 0; i < gib; i++) {
-		uint64_t *pd = (uint64_t *)(vm->mem + VMM_PD_GPA + i * 4096);
-
-		pdpt[i] = (VMM_PD_GPA + i * 4096) | 3;
-		for (j = 0; j < 512; j++)
-			pd[j] = ((i << 30) | (j << 21)) | 0x83; /* P RW PS */
-	}
-	gdt[0] = 0;
-	gdt[1] = 0x00af9b000000ffffull; /* 64-bit code */
-	gdt[2] = 0x00cf93000000ffffull; /* data */
-	gdt[3] = 0x00008b0000000067ull; /* TSS (busy) */
-}
-
 static void write_params(struct vmm *vm)
 {
 	struct vmm_params *p = (void *)(vm->mem + VMM_PARAM_GPA);
@@ -82,57 +61,9 @@ static void write_params(struct vmm *vm)
 	p->nvcpus = vm->o.vcpus;
 }
 
-static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, bool l)
-{
-	memset(s, 0, sizeof(*s));
-	s->selector = sel;
-	s->limit = 0xffffffff;
-	s->type = type;
-	s->present = 1;
-	s->s = 1;
-	s->l = l;
-	s->db = !l;
-	s->g = 1;
-}
-
-static int setup_vcpu_regs(struct vmm_vcpu *v)
-{
-	struct kvm_sregs sr;
-	struct kvm_regs r;
-	int ret;
-
-	ret = xioctl(v->fd, KVM_GET_SREGS, &sr);
-	if (ret)
-		return ret;
-	seg(&sr.cs, 8, 11, true);
-	seg(&sr.ds, 16, 3, false);
-	sr.es = sr.fs = sr.gs = sr.ss = sr.ds;
-	sr.tr.selector = 24;
-	sr.tr.limit = 0x67;
-	sr.tr.type = 11;
-	sr.tr.present = 1;
-	sr.tr.base = 0;
-	sr.gdt.base = VMM_GDT_GPA;
-	sr.gdt.limit = 4 * 8 - 1;
-	sr.cr3 = VMM_PML4_GPA;
-	sr.cr4 = 0x20; /* PAE */
-	sr.cr0 = 0x80050033; /* PG WP NE ET MP PE */
-	sr.efer = 0x500; /* LME LMA */
-	ret = xioctl(v->fd, KVM_SET_SREGS, &sr);
-	if (ret)
-		return ret;
-	memset(&r, 0, sizeof(r));
-	r.rip = VMM_CODE_GPA;
-	r.rflags = 2;
-	r.rdi = VMM_PARAM_GPA;
-	r.rsi = v->id;
-	return xioctl(v->fd, KVM_SET_REGS, &r);
-}
-
 static int create_vcpu(struct vmm *vm, struct vmm_vcpu *v, int id)
 {
 	size_t ring_bytes;
-	int ret;
 
 	v->vm = vm;
 	v->id = id;
@@ -157,8 +88,7 @@ static int create_vcpu(struct vmm *vm, struct vmm_vcpu *v, int id)
 			return -errno;
 		}
 	}
-	ret = setup_vcpu_regs(v);
-	return ret;
+	return vmm_arch_init_vcpu(v);
 }
 
 static int setup_memory(struct vmm *vm)
@@ -177,7 +107,7 @@ static int setup_memory(struct vmm *vm)
 		return -errno;
 	}
 	vm->npages = vm->o.mem / VMM_PAGE;
-	build_page_tables(vm);
+	vmm_arch_init_memory(vm);
 	write_params(vm);
 	memcpy(vm->mem + VMM_CODE_GPA, vmm_guest_start, vmm_guest_size);
 	mr = (struct kvm_userspace_memory_region){
@@ -411,13 +341,12 @@ static int handle_exit(struct vmm_vcpu *v, double t0)
 	const struct vmm_params *p = (void *)(vm->mem + VMM_PARAM_GPA);
 	int ret;
 
-	switch (run->exit_reason) {
-	case KVM_EXIT_IO:
-		if (run->io.port != VMM_PORT_BATCH)
-			return -EPROTO;
+	if (vmm_arch_is_batch_exit(run)) {
 		__atomic_add_fetch(&v->stores, p->batch, __ATOMIC_RELAXED);
 		rate_limit(v, t0);
 		return 0;
+	}
+	switch (run->exit_reason) {
 	case KVM_EXIT_DIRTY_RING_FULL:
 		v->ring_full_exits++;
 		ret = ring_full_progress(v);

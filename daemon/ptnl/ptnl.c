@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * libnl-genl-3 client of the "ptrack" generic netlink family. See
- * ptrack_nl.h.
+ * ptnl.h.
  */
-#include "netlink/ptrack_nl.h"
+#include "ptnl/ptnl.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -13,15 +13,15 @@
 #include <netlink/genl/genl.h>
 #include <netlink/socket.h>
 
-struct ptrack_nl {
+struct ptnl {
 	struct nl_sock *sock;
 	int family;
 	int events_group;
 };
 
-struct nla_policy ptrack_nl_policy[PTRACK_A_MAX + 1] = {
+struct nla_policy ptnl_policy[PTRACK_A_MAX + 1] = {
 	[PTRACK_A_DEV_NAME] = { .type = NLA_STRING,
-				.maxlen = PTRACK_NL_NAME_MAX - 1 },
+				.maxlen = PTNL_NAME_MAX - 1 },
 	[PTRACK_A_DEV_VERSION] = { .type = NLA_U32 },
 	[PTRACK_A_DEV_CAPS] = { .type = NLA_U32 },
 	[PTRACK_A_DEV_CONTEXTS] = { .type = NLA_U32 },
@@ -56,7 +56,7 @@ struct nla_policy ptrack_nl_policy[PTRACK_A_MAX + 1] = {
 
 /* --- building ------------------------------------------------------------ */
 
-int ptrack_nl_put_cmd(struct nl_msg *msg, int family, uint8_t cmd, int flags)
+int ptnl_put_cmd(struct nl_msg *msg, int family, uint8_t cmd, int flags)
 {
 	if (!genlmsg_put(msg, NL_AUTO_PORT, NL_AUTO_SEQ, family, 0, flags, cmd,
 			 PTRACK_GENL_VERSION))
@@ -64,41 +64,40 @@ int ptrack_nl_put_cmd(struct nl_msg *msg, int family, uint8_t cmd, int flags)
 	return 0;
 }
 
-int ptrack_nl_put_tracker_cmd(struct nl_msg *msg, int family, uint8_t cmd,
-			      uint32_t tracker)
+int ptnl_put_tracker_cmd(struct nl_msg *msg, int family, uint8_t cmd,
+			 uint32_t tracker)
 {
 	int ret;
 
 	if (!tracker)
 		return -EINVAL;
-	ret = ptrack_nl_put_cmd(msg, family, cmd, 0);
+	ret = ptnl_put_cmd(msg, family, cmd, 0);
 	if (ret)
 		return ret;
 	return nla_put_u32(msg, PTRACK_A_TRACKER_ID, tracker) ? -EMSGSIZE : 0;
 }
 
-int ptrack_nl_put_subscribe(struct nl_msg *msg, int family, uint32_t tracker,
-			    uint32_t mode)
+int ptnl_put_subscribe(struct nl_msg *msg, int family, uint32_t tracker,
+		       uint32_t mode)
 {
 	int ret;
 
 	if (mode > PTRACK_SUB_PER_CPU)
 		return -EINVAL;
-	ret = ptrack_nl_put_tracker_cmd(msg, family, PTRACK_CMD_SUBSCRIBE,
-					tracker);
+	ret = ptnl_put_tracker_cmd(msg, family, PTRACK_CMD_SUBSCRIBE, tracker);
 	if (ret)
 		return ret;
 	return nla_put_u32(msg, PTRACK_A_SUB_MODE, mode) ? -EMSGSIZE : 0;
 }
 
-int ptrack_nl_put_read(struct nl_msg *msg, int family, uint32_t tracker,
-		       int cpu, uint32_t max, bool flush)
+int ptnl_put_read(struct nl_msg *msg, int family, uint32_t tracker, int cpu,
+		  uint32_t max, bool flush)
 {
 	int ret;
 
 	if (cpu < -1 || max > PTRACK_READ_MAX_PAGES)
 		return -EINVAL;
-	ret = ptrack_nl_put_tracker_cmd(msg, family, PTRACK_CMD_READ, tracker);
+	ret = ptnl_put_tracker_cmd(msg, family, PTRACK_CMD_READ, tracker);
 	if (ret)
 		return ret;
 	if ((cpu >= 0 && nla_put_u32(msg, PTRACK_A_CPU, (uint32_t)cpu)) ||
@@ -118,7 +117,7 @@ static int parse(struct nlmsghdr *nlh, struct nlattr **tb, uint8_t *cmd)
 		return -EPROTO;
 	g = genlmsg_hdr(nlh);
 	*cmd = g->cmd;
-	if (genlmsg_parse(nlh, 0, tb, PTRACK_A_MAX, ptrack_nl_policy) < 0)
+	if (genlmsg_parse(nlh, 0, tb, PTRACK_A_MAX, ptnl_policy) < 0)
 		return -EPROTO;
 	return 0;
 }
@@ -133,7 +132,7 @@ static uint64_t get_u64(struct nlattr **tb, int type)
 	return tb[type] ? nla_get_u64(tb[type]) : 0;
 }
 
-int ptrack_nl_parse_device(struct nlmsghdr *nlh, struct ptrack_nl_device *d)
+int ptnl_parse_device(struct nlmsghdr *nlh, struct ptnl_device *d)
 {
 	struct nlattr *tb[PTRACK_A_MAX + 1];
 	uint8_t cmd;
@@ -159,7 +158,7 @@ int ptrack_nl_parse_device(struct nlmsghdr *nlh, struct ptrack_nl_device *d)
 	return 0;
 }
 
-static int fill_tracker(struct nlattr **tb, struct ptrack_nl_tracker *t)
+static int fill_tracker(struct nlattr **tb, struct ptnl_tracker *t)
 {
 	memset(t, 0, sizeof(*t));
 	if (!tb[PTRACK_A_TRACKER_ID])
@@ -180,9 +179,9 @@ static int fill_tracker(struct nlattr **tb, struct ptrack_nl_tracker *t)
 		if (len % sizeof(uint64_t))
 			return -EPROTO;
 		len /= sizeof(uint64_t);
-		/* CPUs past PTRACK_NL_MAX_CPUS are not represented. */
-		if (len > PTRACK_NL_MAX_CPUS / 64)
-			len = PTRACK_NL_MAX_CPUS / 64;
+		/* CPUs past PTNL_MAX_CPUS are not represented. */
+		if (len > PTNL_MAX_CPUS / 64)
+			len = PTNL_MAX_CPUS / 64;
 		memcpy(t->cpus, nla_data(tb[PTRACK_A_TRACKER_CPUS]),
 		       len * sizeof(uint64_t));
 		t->ncpu_words = (uint32_t)len;
@@ -190,7 +189,7 @@ static int fill_tracker(struct nlattr **tb, struct ptrack_nl_tracker *t)
 	return 0;
 }
 
-int ptrack_nl_parse_tracker(struct nlmsghdr *nlh, struct ptrack_nl_tracker *t)
+int ptnl_parse_tracker(struct nlmsghdr *nlh, struct ptnl_tracker *t)
 {
 	struct nlattr *tb[PTRACK_A_MAX + 1];
 	uint8_t cmd;
@@ -203,8 +202,7 @@ int ptrack_nl_parse_tracker(struct nlmsghdr *nlh, struct ptrack_nl_tracker *t)
 	return fill_tracker(tb, t);
 }
 
-int ptrack_nl_parse_batch(struct nlmsghdr *nlh, struct ptrack_nl_batch *b,
-			  size_t cap)
+int ptnl_parse_batch(struct nlmsghdr *nlh, struct ptnl_batch *b, size_t cap)
 {
 	struct nlattr *tb[PTRACK_A_MAX + 1];
 	size_t len;
@@ -233,7 +231,7 @@ int ptrack_nl_parse_batch(struct nlmsghdr *nlh, struct ptrack_nl_batch *b,
 	return 0;
 }
 
-int ptrack_nl_parse_event(struct nlmsghdr *nlh, struct ptrack_nl_event *e)
+int ptnl_parse_event(struct nlmsghdr *nlh, struct ptnl_event *e)
 {
 	struct nlattr *tb[PTRACK_A_MAX + 1];
 	uint8_t cmd;
@@ -294,9 +292,9 @@ static int nlerr(int err)
 	}
 }
 
-static int open_sock(struct ptrack_nl **out, bool events)
+static int open_sock(struct ptnl **out, bool events)
 {
-	struct ptrack_nl *h;
+	struct ptnl *h;
 	int ret;
 
 	h = calloc(1, sizeof(*h));
@@ -342,17 +340,17 @@ err_free:
 	return ret;
 }
 
-int ptrack_nl_open(struct ptrack_nl **out)
+int ptnl_open(struct ptnl **out)
 {
 	return open_sock(out, false);
 }
 
-int ptrack_nl_open_events(struct ptrack_nl **out)
+int ptnl_open_events(struct ptnl **out)
 {
 	return open_sock(out, true);
 }
 
-void ptrack_nl_close(struct ptrack_nl *h)
+void ptnl_close(struct ptnl *h)
 {
 	if (!h)
 		return;
@@ -360,12 +358,12 @@ void ptrack_nl_close(struct ptrack_nl *h)
 	free(h);
 }
 
-int ptrack_nl_family(const struct ptrack_nl *h)
+int ptnl_family(const struct ptnl *h)
 {
 	return h->family;
 }
 
-int ptrack_nl_fd(const struct ptrack_nl *h)
+int ptnl_fd(const struct ptnl *h)
 {
 	return nl_socket_get_fd(h->sock);
 }
@@ -415,7 +413,7 @@ static int on_done(struct nl_msg *msg, void *arg)
 }
 
 /* Sends @msg (freed) and receives until its ACK or the end of the dump. */
-static int transact(struct ptrack_nl *h, struct nl_msg *msg,
+static int transact(struct ptnl *h, struct nl_msg *msg,
 		    int (*parse_cb)(struct nlmsghdr *nlh, void *arg), void *arg)
 {
 	struct request r = { .parse = parse_cb, .arg = arg };
@@ -458,10 +456,10 @@ static struct nl_msg *new_msg(void)
 
 static int parse_device_cb(struct nlmsghdr *nlh, void *arg)
 {
-	return ptrack_nl_parse_device(nlh, arg);
+	return ptnl_parse_device(nlh, arg);
 }
 
-int ptrack_nl_get_device(struct ptrack_nl *h, struct ptrack_nl_device *d)
+int ptnl_get_device(struct ptnl *h, struct ptnl_device *d)
 {
 	struct nl_msg *msg = new_msg();
 	int ret;
@@ -469,7 +467,7 @@ int ptrack_nl_get_device(struct ptrack_nl *h, struct ptrack_nl_device *d)
 	if (!msg)
 		return -ENOMEM;
 	memset(d, 0, sizeof(*d));
-	ret = ptrack_nl_put_cmd(msg, h->family, PTRACK_CMD_GET_DEVICE, 0);
+	ret = ptnl_put_cmd(msg, h->family, PTRACK_CMD_GET_DEVICE, 0);
 	if (ret) {
 		nlmsg_free(msg);
 		return ret;
@@ -482,11 +480,10 @@ int ptrack_nl_get_device(struct ptrack_nl *h, struct ptrack_nl_device *d)
 
 static int parse_tracker_cb(struct nlmsghdr *nlh, void *arg)
 {
-	return ptrack_nl_parse_tracker(nlh, arg);
+	return ptnl_parse_tracker(nlh, arg);
 }
 
-int ptrack_nl_get_tracker(struct ptrack_nl *h, uint32_t id,
-			  struct ptrack_nl_tracker *t)
+int ptnl_get_tracker(struct ptnl *h, uint32_t id, struct ptnl_tracker *t)
 {
 	struct nl_msg *msg = new_msg();
 	int ret;
@@ -494,8 +491,7 @@ int ptrack_nl_get_tracker(struct ptrack_nl *h, uint32_t id,
 	if (!msg)
 		return -ENOMEM;
 	memset(t, 0, sizeof(*t));
-	ret = ptrack_nl_put_tracker_cmd(msg, h->family, PTRACK_CMD_GET_TRACKER,
-					id);
+	ret = ptnl_put_tracker_cmd(msg, h->family, PTRACK_CMD_GET_TRACKER, id);
 	if (ret) {
 		nlmsg_free(msg);
 		return ret;
@@ -507,25 +503,24 @@ int ptrack_nl_get_tracker(struct ptrack_nl *h, uint32_t id,
 }
 
 struct dump_ctx {
-	int (*cb)(const struct ptrack_nl_tracker *t, void *arg);
+	int (*cb)(const struct ptnl_tracker *t, void *arg);
 	void *arg;
 };
 
 static int dump_cb(struct nlmsghdr *nlh, void *arg)
 {
 	struct dump_ctx *d = arg;
-	struct ptrack_nl_tracker t;
-	int ret = ptrack_nl_parse_tracker(nlh, &t);
+	struct ptnl_tracker t;
+	int ret = ptnl_parse_tracker(nlh, &t);
 
 	if (ret)
 		return ret;
 	return d->cb(&t, d->arg) ? 1 : 0;
 }
 
-int ptrack_nl_dump_trackers(struct ptrack_nl *h,
-			    int (*cb)(const struct ptrack_nl_tracker *t,
-				      void *arg),
-			    void *arg)
+int ptnl_dump_trackers(struct ptnl *h,
+		       int (*cb)(const struct ptnl_tracker *t, void *arg),
+		       void *arg)
 {
 	struct dump_ctx d = { .cb = cb, .arg = arg };
 	struct nl_msg *msg = new_msg();
@@ -533,8 +528,7 @@ int ptrack_nl_dump_trackers(struct ptrack_nl *h,
 
 	if (!msg)
 		return -ENOMEM;
-	ret = ptrack_nl_put_cmd(msg, h->family, PTRACK_CMD_GET_TRACKER,
-				NLM_F_DUMP);
+	ret = ptnl_put_cmd(msg, h->family, PTRACK_CMD_GET_TRACKER, NLM_F_DUMP);
 	if (ret) {
 		nlmsg_free(msg);
 		return ret;
@@ -542,14 +536,14 @@ int ptrack_nl_dump_trackers(struct ptrack_nl *h,
 	return transact(h, msg, dump_cb, &d);
 }
 
-static int simple(struct ptrack_nl *h, uint8_t cmd, uint32_t tracker)
+static int simple(struct ptnl *h, uint8_t cmd, uint32_t tracker)
 {
 	struct nl_msg *msg = new_msg();
 	int ret;
 
 	if (!msg)
 		return -ENOMEM;
-	ret = ptrack_nl_put_tracker_cmd(msg, h->family, cmd, tracker);
+	ret = ptnl_put_tracker_cmd(msg, h->family, cmd, tracker);
 	if (ret) {
 		nlmsg_free(msg);
 		return ret;
@@ -557,14 +551,14 @@ static int simple(struct ptrack_nl *h, uint8_t cmd, uint32_t tracker)
 	return transact(h, msg, NULL, NULL);
 }
 
-int ptrack_nl_subscribe(struct ptrack_nl *h, uint32_t tracker, uint32_t mode)
+int ptnl_subscribe(struct ptnl *h, uint32_t tracker, uint32_t mode)
 {
 	struct nl_msg *msg = new_msg();
 	int ret;
 
 	if (!msg)
 		return -ENOMEM;
-	ret = ptrack_nl_put_subscribe(msg, h->family, tracker, mode);
+	ret = ptnl_put_subscribe(msg, h->family, tracker, mode);
 	if (ret) {
 		nlmsg_free(msg);
 		return ret;
@@ -572,18 +566,18 @@ int ptrack_nl_subscribe(struct ptrack_nl *h, uint32_t tracker, uint32_t mode)
 	return transact(h, msg, NULL, NULL);
 }
 
-int ptrack_nl_unsubscribe(struct ptrack_nl *h, uint32_t tracker)
+int ptnl_unsubscribe(struct ptnl *h, uint32_t tracker)
 {
 	return simple(h, PTRACK_CMD_UNSUBSCRIBE, tracker);
 }
 
-int ptrack_nl_flush(struct ptrack_nl *h, uint32_t tracker)
+int ptnl_flush(struct ptnl *h, uint32_t tracker)
 {
 	return simple(h, PTRACK_CMD_FLUSH, tracker);
 }
 
 struct read_ctx {
-	struct ptrack_nl_batch *b;
+	struct ptnl_batch *b;
 	size_t cap;
 	bool got;
 };
@@ -591,15 +585,15 @@ struct read_ctx {
 static int read_cb(struct nlmsghdr *nlh, void *arg)
 {
 	struct read_ctx *c = arg;
-	int ret = ptrack_nl_parse_batch(nlh, c->b, c->cap);
+	int ret = ptnl_parse_batch(nlh, c->b, c->cap);
 
 	if (!ret)
 		c->got = true;
 	return ret;
 }
 
-int ptrack_nl_read(struct ptrack_nl *h, uint32_t tracker, int cpu, bool flush,
-		   uint64_t *pages, size_t cap, struct ptrack_nl_batch *b)
+int ptnl_read(struct ptnl *h, uint32_t tracker, int cpu, bool flush,
+	      uint64_t *pages, size_t cap, struct ptnl_batch *b)
 {
 	struct read_ctx c = { .b = b, .cap = cap };
 	struct nl_msg *msg;
@@ -615,7 +609,7 @@ int ptrack_nl_read(struct ptrack_nl *h, uint32_t tracker, int cpu, bool flush,
 	msg = new_msg();
 	if (!msg)
 		return -ENOMEM;
-	ret = ptrack_nl_put_read(msg, h->family, tracker, cpu, max, flush);
+	ret = ptnl_put_read(msg, h->family, tracker, cpu, max, flush);
 	if (ret) {
 		nlmsg_free(msg);
 		return ret;
@@ -627,7 +621,7 @@ int ptrack_nl_read(struct ptrack_nl *h, uint32_t tracker, int cpu, bool flush,
 }
 
 struct event_ctx {
-	int (*cb)(const struct ptrack_nl_event *e, void *arg);
+	int (*cb)(const struct ptnl_event *e, void *arg);
 	void *arg;
 	int ret;
 };
@@ -635,10 +629,10 @@ struct event_ctx {
 static int on_event(struct nl_msg *msg, void *arg)
 {
 	struct event_ctx *c = arg;
-	struct ptrack_nl_event e;
+	struct ptnl_event e;
 
 	/* Unknown events from a newer kernel are skipped. */
-	if (ptrack_nl_parse_event(nlmsg_hdr(msg), &e))
+	if (ptnl_parse_event(nlmsg_hdr(msg), &e))
 		return NL_SKIP;
 	c->ret = c->cb(&e, c->arg);
 	return c->ret ? NL_STOP : NL_OK;
@@ -651,9 +645,9 @@ static int no_seq_check(struct nl_msg *msg, void *arg)
 	return NL_OK;
 }
 
-int ptrack_nl_recv_events(struct ptrack_nl *h,
-			  int (*cb)(const struct ptrack_nl_event *e, void *arg),
-			  void *arg)
+int ptnl_recv_events(struct ptnl *h,
+		     int (*cb)(const struct ptnl_event *e, void *arg),
+		     void *arg)
 {
 	struct event_ctx c = { .cb = cb, .arg = arg };
 	struct nl_cb *ncb;

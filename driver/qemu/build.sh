@@ -2,24 +2,27 @@
 # Builds Debian 12's QEMU 7.2 with the Page Tracking Agent device
 # (driver/pta/SPEC.md) added to the virt machine, for the arm64 test bed.
 #
-#   tests/qemu/build.sh            fetch (once), patch, configure, build
-#   tests/qemu/build.sh --fetch    only fetch and unpack the source
+#   driver/qemu/build.sh            fetch (once), patch, configure, build
+#   driver/qemu/build.sh --fetch    only fetch and unpack the source
+#
+# The device is the patch series driver/qemu/[0-9]*.patch (git format-patch
+# against Debian's QEMU source), applied in order.
 #
 # The source comes from Debian's archive with apt, through a private
 # sources dir (no change to /etc/apt). Everything lives at fixed paths
 # outside the repo so that ccache hits between runs:
-#   $PTRACK_QEMU_WORK/src     unpacked, Debian-patched source + our patch
+#   $PTRACK_QEMU_WORK/src     unpacked, Debian-patched source + our series
 #   $PTRACK_QEMU_WORK/build   build dir
 #   $PTRACK_QEMU_BIN          the resulting qemu-system-aarch64
-# The patch is re-applied on a fresh copy of the pristine source whenever
-# tests/qemu/pta-device.patch changes.
+# The series is re-applied on a fresh copy of the pristine source whenever
+# a patch of it changes.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 WORK=${PTRACK_QEMU_WORK:-/var/tmp/ptrack-qemu}
 PTRACK_QEMU_BIN=${PTRACK_QEMU_BIN:-$WORK/build/qemu-system-aarch64}
 export CCACHE_DIR=${CCACHE_DIR:-/var/cache/ptrack/ccache}
-PATCH=$here/pta-device.patch
+PATCHES=("$here"/[0-9][0-9][0-9][0-9]-*.patch)
 JOBS=${PTRACK_JOBS:-$(nproc)}
 
 log() { printf '[%s] qemu: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -78,19 +81,23 @@ SRC
 
 patch_src() {
 	local sum
-	sum=$(sha256sum "$PATCH" | cut -d' ' -f1)
+	sum=$(cat "${PATCHES[@]}" | sha256sum | cut -d' ' -f1)
 	if [ -f "$WORK/src/.patch-sum" ] &&
 		[ "$(cat "$WORK/src/.patch-sum")" = "$sum" ]; then
 		return 0
 	fi
-	log "applying $(basename "$PATCH")"
+	log "applying ${#PATCHES[@]} patches"
 	# Keep the same path (ccache) but start from the pristine tree.
 	# rsync rewrites (with a new mtime) only files whose content
 	# differs, so make rebuilds exactly what the patch touched.
 	need_pkgs rsync
 	mkdir -p "$WORK/src"
 	rsync -rlpc --delete --exclude .patch-sum "$WORK/pristine/" "$WORK/src/"
-	patch -d "$WORK/src" -p1 --no-backup-if-mismatch -s <"$PATCH"
+	local p
+	for p in "${PATCHES[@]}"; do
+		patch -d "$WORK/src" -p1 --no-backup-if-mismatch -s -F0 <"$p" ||
+			die "$(basename "$p") does not apply"
+	done
 	echo "$sum" >"$WORK/src/.patch-sum"
 }
 
@@ -120,6 +127,6 @@ build() {
 
 fetch
 [ "${1:-}" = "--fetch" ] && exit 0
-[ -f "$PATCH" ] || die "missing $PATCH"
+[ -f "${PATCHES[0]}" ] || die "no patches in $here"
 patch_src
 build

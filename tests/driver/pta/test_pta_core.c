@@ -9,7 +9,7 @@
  * optional internal buffer that only a flush empties (SPEC.md 5).
  *
  * The tests run the driver's hardware-independent core (driver/pta/
- * pta_core.c, compiled here with tests/daemon/driver/kcompat.h) against it.
+ * pta_core.c, compiled here with tests/driver/pta/kcompat.h) against it.
  */
 #include "kcompat.h"
 

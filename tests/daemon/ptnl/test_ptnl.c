@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * Message building and parsing of the ptrack generic netlink client
- * (daemon/netlink/ptrack_nl.c), without a kernel: requests are built and
- * parsed back through ptrack_nl_policy, and replies and events are built
+ * (daemon/ptnl/ptnl.c), without a kernel: requests are built and
+ * parsed back through ptnl_policy, and replies and events are built
  * the way driver/pta/pta_netlink.c builds them and parsed by the client.
  */
-#include "netlink/ptrack_nl.h"
+#include "ptnl/ptnl.h"
 
 #include <errno.h>
 #include <string.h>
@@ -41,7 +41,7 @@ static int parse_back(struct nl_msg *m, struct nlattr **tb, uint8_t *cmd)
 	*cmd = genlmsg_hdr(nlh)->cmd;
 	CU_ASSERT(nlh->nlmsg_type == FAMILY);
 	CU_ASSERT(genlmsg_hdr(nlh)->version == PTRACK_GENL_VERSION);
-	return genlmsg_parse(nlh, 0, tb, PTRACK_A_MAX, ptrack_nl_policy);
+	return genlmsg_parse(nlh, 0, tb, PTRACK_A_MAX, ptnl_policy);
 }
 
 static void test_build_read(void)
@@ -50,7 +50,7 @@ static void test_build_read(void)
 	struct nl_msg *m = msg_new();
 	uint8_t cmd;
 
-	CU_ASSERT(ptrack_nl_put_read(m, FAMILY, 7, 3, 512, true) == 0);
+	CU_ASSERT(ptnl_put_read(m, FAMILY, 7, 3, 512, true) == 0);
 	CU_ASSERT_FATAL(parse_back(m, tb, &cmd) == 0);
 	CU_ASSERT(cmd == PTRACK_CMD_READ);
 	CU_ASSERT(tb[PTRACK_A_TRACKER_ID] &&
@@ -63,7 +63,7 @@ static void test_build_read(void)
 
 	/* All CPUs, default size, no flush: only the tracker id. */
 	m = msg_new();
-	CU_ASSERT(ptrack_nl_put_read(m, FAMILY, 9, -1, 0, false) == 0);
+	CU_ASSERT(ptnl_put_read(m, FAMILY, 9, -1, 0, false) == 0);
 	CU_ASSERT_FATAL(parse_back(m, tb, &cmd) == 0);
 	CU_ASSERT(!tb[PTRACK_A_CPU] && !tb[PTRACK_A_MAX_PAGES] &&
 		  !tb[PTRACK_A_FLUSH]);
@@ -71,10 +71,10 @@ static void test_build_read(void)
 	nlmsg_free(m);
 
 	m = msg_new();
-	CU_ASSERT(ptrack_nl_put_read(m, FAMILY, 9, -2, 0, false) == -EINVAL);
-	CU_ASSERT(ptrack_nl_put_read(m, FAMILY, 9, 0, PTRACK_READ_MAX_PAGES + 1,
-				     false) == -EINVAL);
-	CU_ASSERT(ptrack_nl_put_read(m, FAMILY, 0, 0, 1, false) == -EINVAL);
+	CU_ASSERT(ptnl_put_read(m, FAMILY, 9, -2, 0, false) == -EINVAL);
+	CU_ASSERT(ptnl_put_read(m, FAMILY, 9, 0, PTRACK_READ_MAX_PAGES + 1,
+				false) == -EINVAL);
+	CU_ASSERT(ptnl_put_read(m, FAMILY, 0, 0, 1, false) == -EINVAL);
 	nlmsg_free(m);
 }
 
@@ -84,8 +84,7 @@ static void test_build_subscribe_and_simple(void)
 	struct nl_msg *m = msg_new();
 	uint8_t cmd;
 
-	CU_ASSERT(ptrack_nl_put_subscribe(m, FAMILY, 5, PTRACK_SUB_PER_CPU) ==
-		  0);
+	CU_ASSERT(ptnl_put_subscribe(m, FAMILY, 5, PTRACK_SUB_PER_CPU) == 0);
 	CU_ASSERT_FATAL(parse_back(m, tb, &cmd) == 0);
 	CU_ASSERT(cmd == PTRACK_CMD_SUBSCRIBE);
 	CU_ASSERT(nla_get_u32(tb[PTRACK_A_TRACKER_ID]) == 5);
@@ -94,20 +93,19 @@ static void test_build_subscribe_and_simple(void)
 	nlmsg_free(m);
 
 	m = msg_new();
-	CU_ASSERT(ptrack_nl_put_subscribe(m, FAMILY, 5, 2) == -EINVAL);
+	CU_ASSERT(ptnl_put_subscribe(m, FAMILY, 5, 2) == -EINVAL);
 	nlmsg_free(m);
 
 	m = msg_new();
-	CU_ASSERT(ptrack_nl_put_tracker_cmd(m, FAMILY, PTRACK_CMD_FLUSH, 11) ==
-		  0);
+	CU_ASSERT(ptnl_put_tracker_cmd(m, FAMILY, PTRACK_CMD_FLUSH, 11) == 0);
 	CU_ASSERT_FATAL(parse_back(m, tb, &cmd) == 0);
 	CU_ASSERT(cmd == PTRACK_CMD_FLUSH);
 	CU_ASSERT(nla_get_u32(tb[PTRACK_A_TRACKER_ID]) == 11);
 	nlmsg_free(m);
 
 	m = msg_new();
-	CU_ASSERT(ptrack_nl_put_cmd(m, FAMILY, PTRACK_CMD_GET_TRACKER,
-				    NLM_F_DUMP) == 0);
+	CU_ASSERT(ptnl_put_cmd(m, FAMILY, PTRACK_CMD_GET_TRACKER, NLM_F_DUMP) ==
+		  0);
 	CU_ASSERT(nlmsg_hdr(m)->nlmsg_flags & NLM_F_DUMP);
 	CU_ASSERT_FATAL(parse_back(m, tb, &cmd) == 0);
 	CU_ASSERT(cmd == PTRACK_CMD_GET_TRACKER && !tb[PTRACK_A_TRACKER_ID]);
@@ -117,7 +115,7 @@ static void test_build_subscribe_and_simple(void)
 static void test_parse_device(void)
 {
 	struct nl_msg *m = reply_new(PTRACK_CMD_GET_DEVICE);
-	struct ptrack_nl_device d;
+	struct ptnl_device d;
 
 	nla_put_string(m, PTRACK_A_DEV_NAME, "90c0000.pta");
 	nla_put_u32(m, PTRACK_A_DEV_VERSION, 0x10000);
@@ -128,7 +126,7 @@ static void test_parse_device(void)
 	nla_put_u32(m, PTRACK_A_DEV_RING_ENTRIES, 65536);
 	nla_put_u64(m, PTRACK_A_DEV_ENTRIES, 1ULL << 40);
 	nla_put_u64(m, PTRACK_A_DEV_LOST, 17);
-	CU_ASSERT_FATAL(ptrack_nl_parse_device(nlmsg_hdr(m), &d) == 0);
+	CU_ASSERT_FATAL(ptnl_parse_device(nlmsg_hdr(m), &d) == 0);
 	CU_ASSERT_STRING_EQUAL(d.name, "90c0000.pta");
 	CU_ASSERT(d.version == 0x10000 && d.caps == PTRACK_DEV_CAP_PER_CPU);
 	CU_ASSERT(d.contexts == 8 && d.contexts_used == 2 && d.cpus == 2);
@@ -139,7 +137,7 @@ static void test_parse_device(void)
 	/* Another command's reply is not a device. */
 	m = reply_new(PTRACK_CMD_READ);
 	nla_put_u32(m, PTRACK_A_DEV_VERSION, 0x10000);
-	CU_ASSERT(ptrack_nl_parse_device(nlmsg_hdr(m), &d) == -EPROTO);
+	CU_ASSERT(ptnl_parse_device(nlmsg_hdr(m), &d) == -EPROTO);
 	nlmsg_free(m);
 }
 
@@ -162,10 +160,10 @@ static void put_tracker(struct nl_msg *m, uint32_t id)
 static void test_parse_tracker(void)
 {
 	struct nl_msg *m = reply_new(PTRACK_CMD_GET_TRACKER);
-	struct ptrack_nl_tracker t;
+	struct ptnl_tracker t;
 
 	put_tracker(m, 7);
-	CU_ASSERT_FATAL(ptrack_nl_parse_tracker(nlmsg_hdr(m), &t) == 0);
+	CU_ASSERT_FATAL(ptnl_parse_tracker(nlmsg_hdr(m), &t) == 0);
 	CU_ASSERT(t.id == 7 && t.vmid == 0x101 && t.pid == 4242);
 	CU_ASSERT(t.mode == PTRACK_MODE_RING && t.page_shift == 12);
 	CU_ASSERT(t.ncpu_words == 2 && t.cpus[0] == 0x5 && t.cpus[1] == 1);
@@ -177,20 +175,20 @@ static void test_parse_tracker(void)
 	/* No id: rejected. */
 	m = reply_new(PTRACK_CMD_GET_TRACKER);
 	nla_put_u32(m, PTRACK_A_TRACKER_VMID, 1);
-	CU_ASSERT(ptrack_nl_parse_tracker(nlmsg_hdr(m), &t) == -EPROTO);
+	CU_ASSERT(ptnl_parse_tracker(nlmsg_hdr(m), &t) == -EPROTO);
 	nlmsg_free(m);
 
 	/* A u32 attribute of the wrong size fails the policy. */
 	m = reply_new(PTRACK_CMD_GET_TRACKER);
 	nla_put_u16(m, PTRACK_A_TRACKER_ID, 1);
-	CU_ASSERT(ptrack_nl_parse_tracker(nlmsg_hdr(m), &t) == -EPROTO);
+	CU_ASSERT(ptnl_parse_tracker(nlmsg_hdr(m), &t) == -EPROTO);
 	nlmsg_free(m);
 
 	/* A CPU bitmap that is not whole words. */
 	m = reply_new(PTRACK_CMD_GET_TRACKER);
 	nla_put_u32(m, PTRACK_A_TRACKER_ID, 1);
 	nla_put(m, PTRACK_A_TRACKER_CPUS, 12, "abcdefghijkl");
-	CU_ASSERT(ptrack_nl_parse_tracker(nlmsg_hdr(m), &t) == -EPROTO);
+	CU_ASSERT(ptnl_parse_tracker(nlmsg_hdr(m), &t) == -EPROTO);
 	nlmsg_free(m);
 }
 
@@ -198,19 +196,19 @@ static void test_parse_batch(void)
 {
 	uint64_t pages[3] = { 0x1000, 0x40000000, 0xfffffffff000ULL };
 	uint64_t out[4] = { 0 };
-	struct ptrack_nl_batch b = { .pages = out };
+	struct ptnl_batch b = { .pages = out };
 	struct nl_msg *m = reply_new(PTRACK_CMD_READ);
 
 	nla_put_u32(m, PTRACK_A_TRACKER_ID, 7);
 	nla_put(m, PTRACK_A_PAGES, sizeof(pages), pages);
 	nla_put_u32(m, PTRACK_A_CPU, 1);
 	nla_put_flag(m, PTRACK_A_MORE);
-	CU_ASSERT_FATAL(ptrack_nl_parse_batch(nlmsg_hdr(m), &b, 4) == 0);
+	CU_ASSERT_FATAL(ptnl_parse_batch(nlmsg_hdr(m), &b, 4) == 0);
 	CU_ASSERT(b.tracker_id == 7 && b.cpu == 1 && b.n == 3);
 	CU_ASSERT(!b.lossy && b.more);
 	CU_ASSERT(memcmp(out, pages, sizeof(pages)) == 0);
 	/* The caller's buffer is too small. */
-	CU_ASSERT(ptrack_nl_parse_batch(nlmsg_hdr(m), &b, 2) == -ENOSPC);
+	CU_ASSERT(ptnl_parse_batch(nlmsg_hdr(m), &b, 2) == -ENOSPC);
 	nlmsg_free(m);
 
 	/* Empty and lossy, all CPUs. */
@@ -218,7 +216,7 @@ static void test_parse_batch(void)
 	nla_put_u32(m, PTRACK_A_TRACKER_ID, 7);
 	nla_put(m, PTRACK_A_PAGES, 0, NULL);
 	nla_put_flag(m, PTRACK_A_LOSSY);
-	CU_ASSERT_FATAL(ptrack_nl_parse_batch(nlmsg_hdr(m), &b, 4) == 0);
+	CU_ASSERT_FATAL(ptnl_parse_batch(nlmsg_hdr(m), &b, 4) == 0);
 	CU_ASSERT(b.n == 0 && b.cpu == -1 && b.lossy && !b.more);
 	nlmsg_free(m);
 
@@ -226,11 +224,11 @@ static void test_parse_batch(void)
 	m = reply_new(PTRACK_CMD_READ);
 	nla_put_u32(m, PTRACK_A_TRACKER_ID, 7);
 	nla_put(m, PTRACK_A_PAGES, 12, pages);
-	CU_ASSERT(ptrack_nl_parse_batch(nlmsg_hdr(m), &b, 4) == -EPROTO);
+	CU_ASSERT(ptnl_parse_batch(nlmsg_hdr(m), &b, 4) == -EPROTO);
 	nlmsg_free(m);
 	m = reply_new(PTRACK_CMD_READ);
 	nla_put_u32(m, PTRACK_A_TRACKER_ID, 7);
-	CU_ASSERT(ptrack_nl_parse_batch(nlmsg_hdr(m), &b, 4) == -EPROTO);
+	CU_ASSERT(ptnl_parse_batch(nlmsg_hdr(m), &b, 4) == -EPROTO);
 	nlmsg_free(m);
 }
 
@@ -241,14 +239,14 @@ static void test_parse_events(void)
 		PTRACK_CMD_EVENT_TRACKER_DEL,
 		PTRACK_CMD_EVENT_OVERFLOW,
 	};
-	struct ptrack_nl_event e;
+	struct ptnl_event e;
 	struct nl_msg *m;
 	size_t i;
 
 	for (i = 0; i < sizeof(cmds); i++) {
 		m = reply_new(cmds[i]);
 		put_tracker(m, 30 + i);
-		CU_ASSERT(ptrack_nl_parse_event(nlmsg_hdr(m), &e) == 0);
+		CU_ASSERT(ptnl_parse_event(nlmsg_hdr(m), &e) == 0);
 		CU_ASSERT(e.cmd == cmds[i] && e.tracker.id == 30 + i);
 		CU_ASSERT(e.tracker.overflows == 3);
 		nlmsg_free(m);
@@ -256,52 +254,52 @@ static void test_parse_events(void)
 	m = reply_new(PTRACK_CMD_EVENT_VMID_CHANGED);
 	put_tracker(m, 40);
 	nla_put_u32(m, PTRACK_A_OLD_VMID, 0x22);
-	CU_ASSERT(ptrack_nl_parse_event(nlmsg_hdr(m), &e) == 0);
+	CU_ASSERT(ptnl_parse_event(nlmsg_hdr(m), &e) == 0);
 	CU_ASSERT(e.old_vmid == 0x22 && e.tracker.vmid == 0x101);
 	nlmsg_free(m);
 
 	/* VMID changed without the old VMID; a request is not an event. */
 	m = reply_new(PTRACK_CMD_EVENT_VMID_CHANGED);
 	put_tracker(m, 40);
-	CU_ASSERT(ptrack_nl_parse_event(nlmsg_hdr(m), &e) == -EPROTO);
+	CU_ASSERT(ptnl_parse_event(nlmsg_hdr(m), &e) == -EPROTO);
 	nlmsg_free(m);
 	m = reply_new(PTRACK_CMD_READ);
 	put_tracker(m, 40);
-	CU_ASSERT(ptrack_nl_parse_event(nlmsg_hdr(m), &e) == -EPROTO);
+	CU_ASSERT(ptnl_parse_event(nlmsg_hdr(m), &e) == -EPROTO);
 	nlmsg_free(m);
 }
 
 static void test_truncated_header(void)
 {
 	struct nl_msg *m = msg_new();
-	struct ptrack_nl_tracker t;
+	struct ptnl_tracker t;
 
 	/* A netlink header with no generic netlink header behind it. */
 	CU_ASSERT_FATAL(nlmsg_put(m, 1, 1, FAMILY, 0, 0) != NULL);
-	CU_ASSERT(ptrack_nl_parse_tracker(nlmsg_hdr(m), &t) == -EPROTO);
+	CU_ASSERT(ptnl_parse_tracker(nlmsg_hdr(m), &t) == -EPROTO);
 	nlmsg_free(m);
 }
 
 /* Without the driver (as on the build host) the family does not resolve. */
 static void test_open_without_driver(void)
 {
-	struct ptrack_nl *h = NULL;
-	int ret = ptrack_nl_open(&h);
+	struct ptnl *h = NULL;
+	int ret = ptnl_open(&h);
 
 	if (ret == 0) {
-		struct ptrack_nl_device d;
+		struct ptnl_device d;
 
 		/* A driver is loaded: the device must answer. */
-		CU_ASSERT(ptrack_nl_get_device(h, &d) == 0);
+		CU_ASSERT(ptnl_get_device(h, &d) == 0);
 		CU_ASSERT(d.version >> 16 == 1);
-		ptrack_nl_close(h);
+		ptnl_close(h);
 		return;
 	}
 	CU_ASSERT(ret == -ENOENT || ret == -EIO);
 	CU_ASSERT(h == NULL);
 }
 
-PT_SUITE(ptrack_nl, PT_TEST(test_build_read),
+PT_SUITE(ptnl, PT_TEST(test_build_read),
 	 PT_TEST(test_build_subscribe_and_simple), PT_TEST(test_parse_device),
 	 PT_TEST(test_parse_tracker), PT_TEST(test_parse_batch),
 	 PT_TEST(test_parse_events), PT_TEST(test_truncated_header),
