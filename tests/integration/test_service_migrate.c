@@ -451,8 +451,56 @@ static void test_rate_holds_in_round0(void)
 	svc_cleanup(&dst);
 }
 
+/* Both ptrackctl clients go away mid-run: control orphans their requests,
+ * and the peer session and the migration carry on to completion. */
+static void test_clients_leave(void)
+{
+	const char *vargs[] = { "--mem", "64M", "--rate", "2000", NULL };
+	char to[64], mem[200], pout[200], mout[200];
+	struct svc src, dst;
+	pid_t vmm, peer, mig;
+	char *text = NULL;
+
+	if (!svc_have_kvm()) {
+		fprintf(stderr, "\n  skipped: no /dev/kvm\n");
+		return;
+	}
+	CU_ASSERT_FATAL(svc_mkdir(&src) == 0 && svc_mkdir(&dst) == 0);
+	CU_ASSERT_FATAL(svc_start(&src, NULL) == 0);
+	CU_ASSERT_FATAL(svc_start(&dst, NULL) == 0);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", pt_test_free_port());
+	snprintf(mem, sizeof(mem), "%s/dest.mem", dst.dir);
+	snprintf(pout, sizeof(pout), "%s/peer.out", dst.dir);
+	snprintf(mout, sizeof(mout), "%s/migrate.out", src.dir);
+	peer = ctl_bg(&dst, pout,
+		      (char *[]){ "peer", "listen", to, "--mem-file", mem,
+				  "--json", NULL });
+	CU_ASSERT(svc_wait_file(pout, "\"state\":\"listening\"", 5000));
+	kill(peer, SIGKILL);
+	svc_wait(peer, 5000);
+	vmm = svc_vmm(&src, "orphan", vargs);
+	CU_ASSERT_FATAL(vmm > 0);
+	mig = ctl_bg(
+		&src, mout,
+		(char *[]){ "migrate", "orphan", "--to", to, "--json", NULL });
+	CU_ASSERT(svc_wait_file(mout, "\"event\":\"progress\"", 10000));
+	kill(mig, SIGKILL);
+	svc_wait(mig, 5000);
+	CU_ASSERT(svc_wait_file(src.log, "completed after", 90000));
+	CU_ASSERT(svc_wait_file(dst.log, "completed", 10000));
+	CU_ASSERT_EQUAL(svc_ctl(&src, &text, "metrics"), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(
+		text, "ptrack_migrations_total{result=\"completed\"} 1"));
+	free(text);
+	CU_ASSERT_EQUAL(exit_of(svc_wait(vmm, 10000)), 0);
+	CU_ASSERT_EQUAL(svc_stop(&src), 0);
+	CU_ASSERT_EQUAL(svc_stop(&dst), 0);
+	svc_cleanup(&src);
+	svc_cleanup(&dst);
+}
+
 PT_SUITE(service_migrate, PT_TEST(test_migrate),
 	 PT_TEST(test_migrate_tty_and_plain),
 	 PT_TEST(test_sigterm_mid_migration), PT_TEST(test_vmm_disconnect),
 	 PT_TEST(test_migrate_tcp_congestion),
-	 PT_TEST(test_rate_holds_in_round0));
+	 PT_TEST(test_rate_holds_in_round0), PT_TEST(test_clients_leave));
