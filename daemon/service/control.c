@@ -69,17 +69,51 @@ int pt_peer_allowed(struct pt_service *s, int fd, pid_t *pid, uid_t *uid)
 	return -EACCES;
 }
 
-int pt_conn_reply(struct pt_conn *c, PtCtlReply *r)
-{
-	int ret = pt_ctl_send(c->fd, ++c->seq, &r->base);
+/* --- requests --------------------------------------------------------- */
 
+void pt_req_keep(struct pt_req *dst, const struct pt_req *q)
+{
+	dst->conn = q->conn;
+	dst->id = q->id;
+	dst->next = NULL;
+	if (!dst->conn)
+		return;
+	dst->next = dst->conn->reqs;
+	dst->conn->reqs = dst;
+}
+
+void pt_req_drop(struct pt_req *q)
+{
+	struct pt_req **p;
+
+	if (!q->conn)
+		return;
+	for (p = &q->conn->reqs; *p && *p != q; p = &(*p)->next)
+		;
+	if (*p)
+		*p = q->next;
+	q->conn = NULL;
+	q->next = NULL;
+}
+
+int pt_req_reply(struct pt_req *q, PtCtlReply *r)
+{
+	struct pt_conn *c = q->conn;
+	int ret;
+
+	if (!c)
+		return 0;
+	r->id = q->id;
+	ret = pt_ctl_send(c->fd, ++c->seq, &r->base);
 	if (ret)
 		pt_log(LOG_DEBUG, "control reply to pid %d: %s", (int)c->pid,
 		       strerror(-ret));
+	if (r->final)
+		pt_req_drop(q);
 	return ret;
 }
 
-int pt_conn_error(struct pt_conn *c, uint64_t id, int err, const char *fmt, ...)
+int pt_req_error(struct pt_req *q, int err, const char *fmt, ...)
 {
 	PtCtlReply r = PTRACK__CONTROL__V1__REPLY__INIT;
 	char text[512];
@@ -88,12 +122,20 @@ int pt_conn_error(struct pt_conn *c, uint64_t id, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	r.id = id;
 	r.status = err;
 	r.error = text;
 	r.final = 1;
-	return pt_conn_reply(c, &r);
+	return pt_req_reply(q, &r);
 }
+
+/* The client went away: what it still waits for answers nobody. */
+static void conn_orphan(struct pt_conn *c)
+{
+	while (c->reqs)
+		pt_req_drop(c->reqs);
+}
+
+/* --- handlers ---------------------------------------------------------- */
 
 static void refuse(struct pt_service *s, int fd, pid_t pid, uid_t uid)
 {
@@ -130,21 +172,20 @@ static void fill_status(struct pt_service *s,
 	st->vmm_socket = s->cfg.vmm_socket;
 }
 
-static int do_status(struct pt_conn *c, uint64_t id)
+static int do_status(struct pt_service *s, struct pt_req *q)
 {
 	PtCtlReply r = PTRACK__CONTROL__V1__REPLY__INIT;
 	Ptrack__Control__V1__StatusReply st =
 		PTRACK__CONTROL__V1__STATUS_REPLY__INIT;
 
-	fill_status(c->svc, &st);
-	r.id = id;
+	fill_status(s, &st);
 	r.final = 1;
 	r.body_case = PTRACK__CONTROL__V1__REPLY__BODY_STATUS_REPLY;
 	r.status_reply = &st;
-	return pt_conn_reply(c, &r);
+	return pt_req_reply(q, &r);
 }
 
-static int do_vms(struct pt_conn *c, uint64_t id)
+static int do_vms(struct pt_service *s, struct pt_req *q)
 {
 	PtCtlReply r = PTRACK__CONTROL__V1__REPLY__INIT;
 	Ptrack__Control__V1__VmsReply vr = PTRACK__CONTROL__V1__VMS_REPLY__INIT;
@@ -152,7 +193,7 @@ static int do_vms(struct pt_conn *c, uint64_t id)
 	size_t n = 0, i = 0;
 	int ret;
 
-	for (struct pt_vm *v = c->svc->vms; v; v = v->next)
+	for (struct pt_vm *v = s->vms; v; v = v->next)
 		n++;
 	infos = calloc(n + 1, sizeof(*infos));
 	ptrs = calloc(n + 1, sizeof(Ptrack__Control__V1__VmInfo *));
@@ -160,7 +201,7 @@ static int do_vms(struct pt_conn *c, uint64_t id)
 		ret = -ENOMEM;
 		goto out_free;
 	}
-	for (struct pt_vm *v = c->svc->vms; v; v = v->next, i++) {
+	for (struct pt_vm *v = s->vms; v; v = v->next, i++) {
 		Ptrack__Control__V1__VmInfo *in = &infos[i];
 
 		ptrack__control__v1__vm_info__init(in);
@@ -178,75 +219,76 @@ static int do_vms(struct pt_conn *c, uint64_t id)
 	}
 	vr.n_vms = n;
 	vr.vms = ptrs;
-	r.id = id;
 	r.final = 1;
 	r.body_case = PTRACK__CONTROL__V1__REPLY__BODY_VMS;
 	r.vms = &vr;
-	ret = pt_conn_reply(c, &r);
+	ret = pt_req_reply(q, &r);
 out_free:
 	free(infos);
 	free(ptrs);
 	return ret;
 }
 
-static int do_track(struct pt_conn *c, uint64_t id,
+static int do_track(struct pt_service *s, struct pt_req *q,
 		    const Ptrack__Control__V1__TrackRequest *t)
 {
 	PtCtlReply r = PTRACK__CONTROL__V1__REPLY__INIT;
-	struct pt_vm *vm = pt_vm_find(c->svc, t->vm);
+	struct pt_vm *vm = pt_vm_find(s, t->vm);
 	int ret;
 
 	if (!vm)
-		return pt_conn_error(c, id, -ENOENT, "no VM '%s'", t->vm);
+		return pt_req_error(q, -ENOENT, "no VM '%s'", t->vm);
 	ret = pt_vm_track(vm, t->start);
 	if (ret)
-		return pt_conn_error(c, id, ret, "track %s '%s': %s",
-				     t->start ? "start" : "stop", t->vm,
-				     strerror(-ret));
-	r.id = id;
+		return pt_req_error(q, ret, "track %s '%s': %s",
+				    t->start ? "start" : "stop", t->vm,
+				    strerror(-ret));
 	r.final = 1;
-	return pt_conn_reply(c, &r);
+	return pt_req_reply(q, &r);
 }
 
-static int do_metrics(struct pt_conn *c, uint64_t id)
+static int do_metrics(struct pt_service *s, struct pt_req *q)
 {
 	PtCtlReply r = PTRACK__CONTROL__V1__REPLY__INIT;
 	Ptrack__Control__V1__MetricsReply mr =
 		PTRACK__CONTROL__V1__METRICS_REPLY__INIT;
-	char *text = pt_metrics_render(c->svc);
+	char *text = pt_metrics_render(s);
 	int ret;
 
 	if (!text)
-		return pt_conn_error(c, id, -ENOMEM, "out of memory");
+		return pt_req_error(q, -ENOMEM, "out of memory");
 	mr.text = text;
-	r.id = id;
 	r.final = 1;
 	r.body_case = PTRACK__CONTROL__V1__REPLY__BODY_METRICS;
 	r.metrics = &mr;
-	ret = pt_conn_reply(c, &r);
+	ret = pt_req_reply(q, &r);
 	free(text);
 	return ret;
 }
 
-static int dispatch(struct pt_conn *c, const PtCtlRequest *q)
+/* Handlers answer @q now, or keep it (pt_req_keep) to answer later. */
+static int dispatch(struct pt_conn *c, const PtCtlRequest *m)
 {
-	switch (q->body_case) {
+	struct pt_service *s = c->svc;
+	struct pt_req q = { .conn = c, .id = m->id };
+
+	switch (m->body_case) {
 	case PTRACK__CONTROL__V1__REQUEST__BODY_STATUS:
-		return do_status(c, q->id);
+		return do_status(s, &q);
 	case PTRACK__CONTROL__V1__REQUEST__BODY_VMS:
-		return do_vms(c, q->id);
+		return do_vms(s, &q);
 	case PTRACK__CONTROL__V1__REQUEST__BODY_TRACK:
-		return do_track(c, q->id, q->track);
+		return do_track(s, &q, m->track);
 	case PTRACK__CONTROL__V1__REQUEST__BODY_METRICS:
-		return do_metrics(c, q->id);
+		return do_metrics(s, &q);
 	case PTRACK__CONTROL__V1__REQUEST__BODY_DIRTYRATE:
-		return pt_rate_start(c->svc, c, q->id, q->dirtyrate);
+		return pt_rate_start(s, &q, m->dirtyrate);
 	case PTRACK__CONTROL__V1__REQUEST__BODY_MIGRATE:
-		return pt_migration_start(c->svc, c, q->id, q->migrate);
+		return pt_migration_start(s, &q, m->migrate);
 	case PTRACK__CONTROL__V1__REQUEST__BODY_PEER_LISTEN:
-		return pt_peer_start(c->svc, c, q->id, q->peer_listen);
+		return pt_peer_start(s, &q, m->peer_listen);
 	default:
-		return pt_conn_error(c, q->id, -EOPNOTSUPP, "unknown request");
+		return pt_req_error(&q, -EOPNOTSUPP, "unknown request");
 	}
 }
 
@@ -274,10 +316,12 @@ static int on_conn(sd_event_source *es, int fd, uint32_t revents, void *arg)
 	return 0;
 out_bad:
 	if (ret < 0) {
+		struct pt_req bad = { .conn = c };
+
 		pt_log(LOG_WARNING, "control client pid %d: bad request: %s",
 		       (int)c->pid, e.text[0] ? e.text : strerror(-ret));
-		pt_conn_error(c, 0, ret, "bad request: %s",
-			      e.text[0] ? e.text : strerror(-ret));
+		pt_req_error(&bad, ret, "bad request: %s",
+			     e.text[0] ? e.text : strerror(-ret));
 	}
 	pt_conn_close(c);
 	return 0;
@@ -291,7 +335,7 @@ void pt_conn_close(struct pt_conn *c)
 		p = &(*p)->next;
 	if (*p)
 		*p = c->next;
-	pt_conn_forget(c->svc, c);
+	conn_orphan(c);
 	sd_event_source_unref(c->es);
 	pt_reader_release(&c->rd);
 	close(c->fd);

@@ -189,11 +189,48 @@ static void vm_hist(struct buf *b, struct pt_service *s)
 	}
 }
 
-static void mig_one(struct buf *b, const char *metric, struct pt_service *s,
-		    int which)
+/* Figures of a migration, read under its lock. */
+static double mig_processed(const struct pt_migration *m)
+{
+	return (double)(m->done ? m->res.bytes : m->prog.transferred);
+}
+
+static double mig_remaining(const struct pt_migration *m)
+{
+	return m->done && !m->ret ? 0 : (double)m->prog.remaining;
+}
+
+static double mig_rounds(const struct pt_migration *m)
+{
+	return (double)(m->done ? m->res.rounds : m->prog.round);
+}
+
+static double mig_downtime(const struct pt_migration *m)
+{
+	return m->prog.expected_downtime_ms / 1000.0;
+}
+
+static const struct mig_gauge {
+	const char *name, *help;
+	double (*value)(const struct pt_migration *m);
+} mig_gauges[] = {
+	{ "ptrack_migration_data_processed_bytes",
+	  "Bytes sent on the wire by the VM's current or last migration.",
+	  mig_processed },
+	{ "ptrack_migration_data_remaining_bytes", "Dirty bytes still to send.",
+	  mig_remaining },
+	{ "ptrack_migration_rounds",
+	  "Pre-copy rounds of the current or last migration.", mig_rounds },
+	{ "ptrack_migration_expected_downtime_seconds",
+	  "Remaining dirty bytes over the measured bandwidth.", mig_downtime },
+};
+
+static void mig_gauge(struct buf *b, struct pt_service *s,
+		      const struct mig_gauge *g)
 {
 	char l[700];
 
+	help(b, g->name, "gauge", g->help);
 	for (struct pt_vm *v = s->vms; v; v = v->next) {
 		struct pt_migration *m = v->mig;
 		double val;
@@ -202,62 +239,35 @@ static void mig_one(struct buf *b, const char *metric, struct pt_service *s,
 			continue;
 		labels(v, l, sizeof(l));
 		pthread_mutex_lock(&m->lock);
-		switch (which) {
-		case 0:
-			val = (double)(m->done ? m->res.bytes
-					       : m->prog.transferred);
-			break;
-		case 1:
-			val = m->done && !m->ret ? 0
-						 : (double)m->prog.remaining;
-			break;
-		case 2:
-			val = (double)(m->done ? m->res.rounds : m->prog.round);
-			break;
-		default:
-			val = m->prog.expected_downtime_ms / 1000.0;
-		}
+		val = g->value(m);
 		pthread_mutex_unlock(&m->lock);
-		put(b, "%s{%s,migration_id=\"%llu\"} %.17g\n", metric, l,
+		put(b, "%s{%s,migration_id=\"%llu\"} %.17g\n", g->name, l,
 		    (unsigned long long)m->id, val);
 	}
 }
 
 static void migrations(struct buf *b, struct pt_service *s)
 {
-	static const char *const states[] = { "active", "completed", "failed",
-					      "cancelled" };
-	static const char *const results[] = { "completed", "failed",
-					       "cancelled" };
 	char l[700];
 
-	help(b, "ptrack_migration_data_processed_bytes", "gauge",
-	     "Bytes sent on the wire by the VM's current or last migration.");
-	mig_one(b, "ptrack_migration_data_processed_bytes", s, 0);
-	help(b, "ptrack_migration_data_remaining_bytes", "gauge",
-	     "Dirty bytes still to send.");
-	mig_one(b, "ptrack_migration_data_remaining_bytes", s, 1);
-	help(b, "ptrack_migration_rounds", "gauge",
-	     "Pre-copy rounds of the current or last migration.");
-	mig_one(b, "ptrack_migration_rounds", s, 2);
-	help(b, "ptrack_migration_expected_downtime_seconds", "gauge",
-	     "Remaining dirty bytes over the measured bandwidth.");
-	mig_one(b, "ptrack_migration_expected_downtime_seconds", s, 3);
+	for (size_t i = 0; i < sizeof(mig_gauges) / sizeof(mig_gauges[0]); i++)
+		mig_gauge(b, s, &mig_gauges[i]);
 	help(b, "ptrack_migration_state", "gauge",
 	     "1 for the state of the VM's current or last migration.");
 	for (struct pt_vm *v = s->vms; v; v = v->next) {
 		if (!v->mig)
 			continue;
 		labels(v, l, sizeof(l));
-		for (int i = 0; i < 4; i++)
+		for (enum pt_mig_state st = 0; st < PT_MIG_NSTATES; st++)
 			put(b, "ptrack_migration_state{%s,state=\"%s\"} %d\n",
-			    l, states[i], !strcmp(v->mig->state, states[i]));
+			    l, pt_mig_state_name(st), v->mig->state == st);
 	}
 	help(b, "ptrack_migrations_total", "counter",
 	     "Migrations ended, by result.");
-	for (int i = 0; i < 3; i++)
+	for (enum pt_mig_state st = PT_MIG_COMPLETED; st < PT_MIG_NSTATES; st++)
 		put(b, "ptrack_migrations_total{result=\"%s\"} %llu\n",
-		    results[i], (unsigned long long)s->migrations_total[i]);
+		    pt_mig_state_name(st),
+		    (unsigned long long)s->migrations_total[st]);
 }
 
 char *pt_metrics_render(struct pt_service *s)

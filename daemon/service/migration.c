@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Migrations and peer sessions driven from the control socket. The engine
+ * Migrations driven from the control socket. The engine
  * blocks, so each runs in a worker thread and reports to the loop through
  * an eventfd. The migration sees the VM through a proxy source that meters
  * every harvest (metrics stay exact during a migration) and turns a cancel
@@ -177,7 +177,7 @@ static void send_progress(struct pt_migration *m, int final)
 	Ptrack__Control__V1__MigrateProgress p =
 		PTRACK__CONTROL__V1__MIGRATE_PROGRESS__INIT;
 
-	if (!m->conn)
+	if (!m->req.conn)
 		return;
 	pthread_mutex_lock(&m->lock);
 	p.round = m->prog.round;
@@ -189,7 +189,7 @@ static void send_progress(struct pt_migration *m, int final)
 	p.final_round = m->prog.final;
 	pthread_mutex_unlock(&m->lock);
 	p.migration_id = m->id;
-	p.state = (char *)m->state;
+	p.state = (char *)pt_mig_state_name(m->state);
 	if (final) {
 		p.round = m->res.rounds;
 		p.transferred = m->res.bytes;
@@ -200,40 +200,38 @@ static void send_progress(struct pt_migration *m, int final)
 		r.status = m->ret;
 		r.error = m->ret ? m->res.err : "";
 	}
-	r.id = m->req_id;
 	r.final = final;
 	r.body_case = PTRACK__CONTROL__V1__REPLY__BODY_PROGRESS;
 	r.progress = &p;
-	pt_conn_reply(m->conn, &r);
+	pt_req_reply(&m->req, &r);
 }
 
 static void mig_finish(struct pt_migration *m)
 {
 	struct pt_service *s = m->svc;
 	const char *name = m->vm->src->name;
-	int idx;
 
 	pthread_join(m->th, NULL);
 	if (m->ret == 0) {
-		m->state = "completed";
-		idx = 0;
+		m->state = PT_MIG_COMPLETED;
 		/* The guest now lives on the peer. */
 		m->vm->src->ops->stop(m->vm->src);
 	} else {
-		m->state = atomic_load(&m->cancel) ? "cancelled" : "failed";
-		idx = atomic_load(&m->cancel) ? 2 : 1;
+		m->state = atomic_load(&m->cancel) ? PT_MIG_CANCELLED
+						   : PT_MIG_FAILED;
 	}
-	s->migrations_total[idx]++;
+	s->migrations_total[m->state]++;
 	s->running_migrations--;
 	pt_logx(m->ret ? LOG_WARNING : LOG_INFO, name, m->id, PT_MSGID_MIG_END,
 		"migration to %s %s after %llu rounds, %llu ms, downtime %llu ms%s%s",
-		m->to, m->state, (unsigned long long)m->res.rounds,
+		m->to, pt_mig_state_name(m->state),
+		(unsigned long long)m->res.rounds,
 		(unsigned long long)m->res.total_ms,
 		(unsigned long long)m->res.downtime_ms, m->ret ? ": " : "",
 		m->ret ? m->res.err : "");
 	send_progress(m, 1);
 	sd_event_source_set_enabled(m->es, SD_EVENT_OFF);
-	pt_service_status(s);
+	pt_service_changed(s);
 	if (s->stopping && !s->running_migrations)
 		sd_event_exit(s->ev, 0);
 	if (m->vm->gone)
@@ -259,8 +257,21 @@ static int on_mig_event(sd_event_source *es, int fd, uint32_t revents,
 	return 0;
 }
 
+const char *pt_mig_state_name(enum pt_mig_state st)
+{
+	static const char *const names[PT_MIG_NSTATES] = {
+		[PT_MIG_ACTIVE] = "active",
+		[PT_MIG_COMPLETED] = "completed",
+		[PT_MIG_FAILED] = "failed",
+		[PT_MIG_CANCELLED] = "cancelled",
+	};
+
+	return (unsigned int)st < PT_MIG_NSTATES ? names[st] : "unknown";
+}
+
 void pt_migration_free(struct pt_migration *m)
 {
+	pt_req_drop(&m->req);
 	sd_event_source_unref(m->es);
 	if (m->efd >= 0)
 		close(m->efd);
@@ -306,7 +317,7 @@ mig_new(struct pt_service *s, struct pt_vm *vm,
 	m->opts.tcp_congestion = m->cc[0] ? m->cc : NULL;
 	m->opts.progress = on_progress;
 	m->opts.arg = m;
-	m->state = "active";
+	m->state = PT_MIG_ACTIVE;
 	m->id = s->next_mig_id++;
 	return m;
 }
@@ -330,7 +341,7 @@ static int mig_launch(struct pt_service *s, struct pt_migration *m)
 	return ret;
 }
 
-int pt_migration_start(struct pt_service *s, struct pt_conn *c, uint64_t id,
+int pt_migration_start(struct pt_service *s, struct pt_req *rq,
 		       const Ptrack__Control__V1__MigrateRequest *q)
 {
 	struct pt_vm *vm = pt_vm_find(s, q->vm);
@@ -338,12 +349,11 @@ int pt_migration_start(struct pt_service *s, struct pt_conn *c, uint64_t id,
 	int ret;
 
 	if (!vm)
-		return pt_conn_error(c, id, -ENOENT, "no VM '%s'", q->vm);
+		return pt_req_error(rq, -ENOENT, "no VM '%s'", q->vm);
 	if (vm->mig && !vm->mig->done)
-		return pt_conn_error(c, id, -EBUSY, "VM '%s' is migrating",
-				     q->vm);
+		return pt_req_error(rq, -EBUSY, "VM '%s' is migrating", q->vm);
 	if (s->stopping)
-		return pt_conn_error(c, id, -ESHUTDOWN, "ptrackd is stopping");
+		return pt_req_error(rq, -ESHUTDOWN, "ptrackd is stopping");
 	if (q->tcp_congestion && q->tcp_congestion[0]) {
 		char err[300];
 
@@ -351,20 +361,19 @@ int pt_migration_start(struct pt_service *s, struct pt_conn *c, uint64_t id,
 		 * read as "no such VM" or "access denied" to ptrackctl. */
 		if (pt_tcp_congestion_check(q->tcp_congestion, err,
 					    sizeof(err)))
-			return pt_conn_error(c, id, -EINVAL, "migrate '%s': %s",
-					     q->vm, err);
+			return pt_req_error(rq, -EINVAL, "migrate '%s': %s",
+					    q->vm, err);
 	}
 	m = mig_new(s, vm, q);
 	if (!m)
-		return pt_conn_error(c, id, -ENOMEM, "out of memory");
-	m->conn = c;
-	m->req_id = id;
+		return pt_req_error(rq, -ENOMEM, "out of memory");
 	ret = mig_launch(s, m);
 	if (ret) {
 		pt_migration_free(m);
-		return pt_conn_error(c, id, ret, "migrate '%s': %s", q->vm,
-				     strerror(-ret));
+		return pt_req_error(rq, ret, "migrate '%s': %s", q->vm,
+				    strerror(-ret));
 	}
+	pt_req_keep(&m->req, rq);
 	if (vm->mig)
 		pt_migration_free(vm->mig);
 	vm->mig = m;
@@ -374,7 +383,7 @@ int pt_migration_start(struct pt_service *s, struct pt_conn *c, uint64_t id,
 		m->to, (unsigned long long)m->opts.downtime_ms,
 		(unsigned long long)m->opts.bandwidth,
 		m->cc[0] ? m->cc : "system default");
-	pt_service_status(s);
+	pt_service_changed(s);
 	send_progress(m, 0);
 	return 0;
 }
@@ -388,119 +397,4 @@ void pt_migration_cancel_all(struct pt_service *s)
 				"cancelling migration");
 		}
 	}
-}
-
-/* --- peer ------------------------------------------------------------- */
-
-static void *peer_thread(void *arg)
-{
-	struct pt_peer_job *p = arg;
-	uint64_t one = 1;
-
-	p->ret = pt_peer_run(&p->opts, &p->res);
-	if (write(p->efd, &one, sizeof(one)) < 0)
-		pt_log(LOG_ERR, "peer eventfd: %s", strerror(errno));
-	return NULL;
-}
-
-static void peer_reply(struct pt_peer_job *p, const char *state, int final)
-{
-	PtCtlReply r = PTRACK__CONTROL__V1__REPLY__INIT;
-	Ptrack__Control__V1__PeerReply pr =
-		PTRACK__CONTROL__V1__PEER_REPLY__INIT;
-
-	if (!p->conn)
-		return;
-	pr.state = (char *)state;
-	pr.listen = p->listen;
-	if (final) {
-		pr.session_id = p->res.session_id;
-		pr.pages = p->res.pages;
-		pr.rounds = p->res.rounds;
-		pr.mem_size = p->res.mem_size;
-		r.status = p->ret;
-		r.error = p->ret ? p->res.err : "";
-	}
-	r.id = p->req_id;
-	r.final = final;
-	r.body_case = PTRACK__CONTROL__V1__REPLY__BODY_PEER;
-	r.peer = &pr;
-	pt_conn_reply(p->conn, &r);
-}
-
-static int on_peer_event(sd_event_source *es, int fd, uint32_t revents,
-			 void *arg)
-{
-	struct pt_peer_job *p = arg;
-	uint64_t n;
-
-	(void)revents;
-	if (read(fd, &n, sizeof(n)) < 0)
-		return 0;
-	pthread_join(p->th, NULL);
-	p->th = 0;
-	sd_event_source_set_enabled(es, SD_EVENT_OFF);
-	pt_log(p->ret ? LOG_WARNING : LOG_INFO, "peer session on %s %s%s%s",
-	       p->listen, p->ret ? "failed" : "completed", p->ret ? ": " : "",
-	       p->ret ? p->res.err : "");
-	peer_reply(p, p->ret ? "failed" : "completed", 1);
-	return 0;
-}
-
-void pt_peer_free(struct pt_peer_job *p)
-{
-	/* Shutting the listener down ends a session still waiting for its
-	 * source; one under way runs to its end (bounded by its timeouts). */
-	if (p->th) {
-		if (p->lfd >= 0)
-			shutdown(p->lfd, SHUT_RDWR);
-		pthread_join(p->th, NULL);
-	}
-	sd_event_source_unref(p->es);
-	if (p->lfd >= 0)
-		close(p->lfd);
-	if (p->efd >= 0)
-		close(p->efd);
-	free(p);
-}
-
-int pt_peer_start(struct pt_service *s, struct pt_conn *c, uint64_t id,
-		  const Ptrack__Control__V1__PeerListenRequest *q)
-{
-	struct pt_peer_job *p = calloc(1, sizeof(*p));
-	int ret;
-
-	if (!p)
-		return pt_conn_error(c, id, -ENOMEM, "out of memory");
-	p->svc = s;
-	p->conn = c;
-	p->req_id = id;
-	snprintf(p->listen, sizeof(p->listen), "%s", q->listen);
-	snprintf(p->mem_path, sizeof(p->mem_path), "%s", q->mem_path);
-	snprintf(p->state_dir, sizeof(p->state_dir), "%s", q->state_dir);
-	p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	p->lfd = pt_tcp_listen(p->listen);
-	if (p->lfd < 0 || p->efd < 0) {
-		ret = p->lfd < 0 ? p->lfd : -errno;
-		goto out_free;
-	}
-	p->opts.lfd = p->lfd;
-	p->opts.mem_path = p->mem_path[0] ? p->mem_path : NULL;
-	p->opts.state_dir = p->state_dir[0] ? p->state_dir : NULL;
-	p->opts.quiet = 1;
-	ret = sd_event_add_io(s->ev, &p->es, p->efd, EPOLLIN, on_peer_event, p);
-	if (ret < 0)
-		goto out_free;
-	ret = -pthread_create(&p->th, NULL, peer_thread, p);
-	if (ret)
-		goto out_free;
-	p->next = s->peers;
-	s->peers = p;
-	peer_reply(p, "listening", 0);
-	return 0;
-out_free:
-	p->conn = NULL;
-	pt_peer_free(p);
-	return pt_conn_error(c, id, ret, "peer listen %s: %s", q->listen,
-			     strerror(-ret));
 }

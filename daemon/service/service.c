@@ -106,6 +106,31 @@ static int on_signal(sd_event_source *es, const struct signalfd_siginfo *si,
 	return sd_event_exit(s->ev, 0);
 }
 
+static void status_publish(struct pt_service *s)
+{
+	unsigned int vms = 0, tracked = 0;
+
+	s->status_dirty = 0;
+	for (struct pt_vm *v = s->vms; v; v = v->next) {
+		vms++;
+		tracked += v->tracked;
+	}
+	sd_notifyf(0, "STATUS=%u VMs, %u tracked, %u migrating%s", vms, tracked,
+		   s->running_migrations, s->stopping ? ", stopping" : "");
+}
+
+/* Runs after every event the loop handled: one STATUS= per change, however
+ * many places changed what it shows. */
+static int on_post(sd_event_source *es, void *arg)
+{
+	struct pt_service *s = arg;
+
+	(void)es;
+	if (s->status_dirty)
+		status_publish(s);
+	return 0;
+}
+
 static int setup_sockets(struct pt_service *s)
 {
 	int ret;
@@ -161,6 +186,9 @@ static int setup_loop(struct pt_service *s)
 	ret = sd_event_set_watchdog(s->ev, 1);
 	if (ret < 0)
 		return ret;
+	ret = sd_event_add_post(s->ev, &s->status_es, on_post, s);
+	if (ret < 0)
+		return ret;
 	return sd_event_add_time_relative(s->ev, &s->sample_es, CLOCK_MONOTONIC,
 					  s->cfg.sample_ms * 1000ull, 1000,
 					  pt_sample_tick, s);
@@ -207,18 +235,6 @@ int pt_service_init(struct pt_service *s, const struct pt_config *cfg)
 	return 0;
 }
 
-void pt_service_status(struct pt_service *s)
-{
-	unsigned int vms = 0, tracked = 0;
-
-	for (struct pt_vm *v = s->vms; v; v = v->next) {
-		vms++;
-		tracked += v->tracked;
-	}
-	sd_notifyf(0, "STATUS=%u VMs, %u tracked, %u migrating%s", vms, tracked,
-		   s->running_migrations, s->stopping ? ", stopping" : "");
-}
-
 int pt_service_run(struct pt_service *s)
 {
 	int ret;
@@ -229,7 +245,7 @@ int pt_service_run(struct pt_service *s)
 		s->ctl_activated ? " (socket-activated)" : "",
 		s->cfg.vmm_socket, s->metrics ? pt_metrics_address(s) : "off");
 	sd_notify(0, "READY=1");
-	pt_service_status(s);
+	status_publish(s);
 	ret = sd_event_loop(s->ev);
 	pt_log(LOG_INFO, "stopped");
 	return ret < 0 ? ret : 0;
@@ -259,6 +275,7 @@ void pt_service_release(struct pt_service *s)
 	sd_event_source_unref(s->term_es);
 	sd_event_source_unref(s->int_es);
 	sd_event_source_unref(s->exit_timer);
+	sd_event_source_unref(s->status_es);
 	if (s->ctl_fd >= 0) {
 		close(s->ctl_fd);
 		if (!s->ctl_activated)

@@ -27,6 +27,30 @@
 struct pt_service;
 struct pt_conn;
 
+/*
+ * A control request still waiting for its answer. Control owns it: the
+ * handler that keeps one (a migration, a peer session, a dirtyrate
+ * measurement) embeds it and answers through pt_req_reply(). When the
+ * client goes away, control orphans its requests (conn becomes NULL) and
+ * replies to them go nowhere; the work itself goes on.
+ */
+struct pt_req {
+	struct pt_conn *conn; /* NULL: nobody is listening any more */
+	uint64_t id;
+	struct pt_req *next; /* in conn->reqs while pending */
+};
+
+/* Migration states; pt_mig_state_name() gives the wire and metrics names. */
+enum pt_mig_state {
+	PT_MIG_ACTIVE,
+	PT_MIG_COMPLETED,
+	PT_MIG_FAILED,
+	PT_MIG_CANCELLED,
+	PT_MIG_NSTATES
+};
+
+const char *pt_mig_state_name(enum pt_mig_state st);
+
 struct pt_migration {
 	struct pt_service *svc;
 	struct pt_vm *vm;
@@ -48,9 +72,8 @@ struct pt_migration {
 	uint64_t *vpages; /* scratch for the migration thread */
 	uint64_t prog_seq, prog_sent;
 	int done, ret;
-	const char *state; /* active, completed, failed, cancelled */
-	struct pt_conn *conn; /* who asked; NULL when gone */
-	uint64_t req_id;
+	enum pt_mig_state state;
+	struct pt_req req; /* who asked */
 };
 
 struct pt_rate_req {
@@ -58,8 +81,7 @@ struct pt_rate_req {
 	struct pt_vm *vm;
 	struct pt_window *w;
 	sd_event_source *timer;
-	struct pt_conn *conn;
-	uint64_t req_id;
+	struct pt_req req;
 	uint64_t start_unix;
 	int vcpu;
 };
@@ -90,8 +112,7 @@ struct pt_peer_job {
 	pthread_t th;
 	int efd, lfd, ret;
 	sd_event_source *es;
-	struct pt_conn *conn;
-	uint64_t req_id;
+	struct pt_req req;
 	struct pt_peer_job *next;
 };
 
@@ -101,6 +122,7 @@ struct pt_conn {
 	int fd;
 	sd_event_source *es;
 	struct pt_reader rd;
+	struct pt_req *reqs; /* pending, answered later */
 	uint64_t seq;
 	pid_t pid;
 	uid_t uid;
@@ -124,6 +146,8 @@ struct pt_service {
 	int ctl_activated; /* the control socket came from systemd */
 	sd_event_source *ctl_es, *vmm_es, *sample_es, *term_es, *int_es;
 	sd_event_source *exit_timer;
+	sd_event_source *status_es; /* post: publishes STATUS= when dirty */
+	int status_dirty;
 	gid_t ctl_gid;
 	int have_gid;
 	struct pt_vm *vms;
@@ -138,20 +162,31 @@ struct pt_service {
 	unsigned int running_migrations;
 	int stopping;
 	uint64_t refused_total;
-	uint64_t migrations_total[3]; /* completed, failed, cancelled */
+	uint64_t migrations_total[PT_MIG_NSTATES]; /* ended, by state */
 };
 
 int pt_service_init(struct pt_service *s, const struct pt_config *cfg);
 int pt_service_run(struct pt_service *s);
 void pt_service_release(struct pt_service *s);
-void pt_service_status(struct pt_service *s);
+/* What STATUS= shows changed: the loop publishes it once, after the
+ * event being handled (service.c). */
+static inline void pt_service_changed(struct pt_service *s)
+{
+	s->status_dirty = 1;
+}
 
 /* control.c */
 int pt_control_accept(sd_event_source *es, int fd, uint32_t revents, void *arg);
 void pt_conn_close(struct pt_conn *c);
-int pt_conn_reply(struct pt_conn *c, PtCtlReply *r);
-int pt_conn_error(struct pt_conn *c, uint64_t id, int err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+/* Answers @q (r->id is set here); a final answer ends it. Answers to an
+ * orphaned request are dropped. */
+int pt_req_reply(struct pt_req *q, PtCtlReply *r);
+int pt_req_error(struct pt_req *q, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* @dst (embedded in a job) takes over @q, to be answered later. */
+void pt_req_keep(struct pt_req *dst, const struct pt_req *q);
+/* Ends @q without an answer (its job went away). */
+void pt_req_drop(struct pt_req *q);
 int pt_peer_allowed(struct pt_service *s, int fd, pid_t *pid, uid_t *uid);
 
 /* vm.c */
@@ -163,19 +198,20 @@ void pt_vm_free(struct pt_vm *vm);
 void pt_vm_reap(struct pt_vm *vm);
 int pt_vm_harvest(struct pt_vm *vm);
 int pt_sample_tick(sd_event_source *es, uint64_t usec, void *arg);
-int pt_rate_start(struct pt_service *s, struct pt_conn *c, uint64_t id,
-		  const Ptrack__Control__V1__DirtyRateRequest *r);
+int pt_rate_start(struct pt_service *s, struct pt_req *rq,
+		  const Ptrack__Control__V1__DirtyRateRequest *q);
 const char *pt_vm_kind(const struct pt_vm *vm);
 const char *pt_vm_state(const struct pt_vm *vm);
-void pt_conn_forget(struct pt_service *s, struct pt_conn *c);
 
 /* migration.c */
-int pt_migration_start(struct pt_service *s, struct pt_conn *c, uint64_t id,
-		       const Ptrack__Control__V1__MigrateRequest *r);
+int pt_migration_start(struct pt_service *s, struct pt_req *rq,
+		       const Ptrack__Control__V1__MigrateRequest *q);
 void pt_migration_cancel_all(struct pt_service *s);
 void pt_migration_free(struct pt_migration *m);
-int pt_peer_start(struct pt_service *s, struct pt_conn *c, uint64_t id,
-		  const Ptrack__Control__V1__PeerListenRequest *r);
+
+/* peer_job.c */
+int pt_peer_start(struct pt_service *s, struct pt_req *rq,
+		  const Ptrack__Control__V1__PeerListenRequest *q);
 void pt_peer_free(struct pt_peer_job *p);
 
 /* metrics.c */
@@ -194,8 +230,12 @@ void pt_virt_map(struct pt_service *s);
  * follows when [libvirt] track_migrations is on. */
 struct _virDomain;
 void pt_virt_job(struct pt_service *s, struct _virDomain *d, int running);
+
+/* virt_bridge.c */
 /* Serves libvirt's event interface from @ev, from the thread that runs
- * @ev. libvirt may call it from any thread; see virt.c. */
+ * @ev. libvirt may call it from any thread; see virt_bridge.c. */
 int pt_virt_bridge(sd_event *ev);
+/* Runs the free callbacks of removed handles the loop did not get to. */
+void pt_virt_bridge_reap(void);
 
 #endif

@@ -98,7 +98,7 @@ int pt_vm_track(struct pt_vm *vm, int on)
 		vm->tracked = 0;
 		pt_logx(LOG_INFO, vm->src->name, 0, PT_MSGID_VM,
 			"tracking stopped");
-		pt_service_status(vm->svc);
+		pt_service_changed(vm->svc);
 		return 0;
 	}
 	if (vm->tracked)
@@ -127,7 +127,7 @@ int pt_vm_track(struct pt_vm *vm, int on)
 	}
 	vm->tracked = 1;
 	pt_logx(LOG_INFO, vm->src->name, 0, PT_MSGID_VM, "tracking started");
-	pt_service_status(vm->svc);
+	pt_service_changed(vm->svc);
 	return 0;
 }
 
@@ -217,7 +217,7 @@ void pt_vm_reap(struct pt_vm *vm)
 	if (migrating(vm))
 		return;
 	vm_unlink(vm);
-	pt_service_status(vm->svc);
+	pt_service_changed(vm->svc);
 	pt_vm_free(vm);
 }
 
@@ -303,7 +303,7 @@ int pt_vmm_on_accept(sd_event_source *es, int fd, uint32_t revents, void *arg)
 		"VM registered: %s, %u vCPUs, %s log, pid %d", s->vms->uuid,
 		src->vcpus, pt_vm_kind(s->vms), (int)s->vms->pid);
 	pt_virt_map(s);
-	pt_service_status(s);
+	pt_service_changed(s);
 	return 0;
 }
 
@@ -343,11 +343,10 @@ static void rate_reply(struct pt_rate_req *r, uint64_t pages,
 		d.n_vcpu_bytes_per_second = vr ? vm->meter.vcpus : 0;
 		d.vcpu_bytes_per_second = vr;
 	}
-	rep.id = r->req_id;
 	rep.final = 1;
 	rep.body_case = PTRACK__CONTROL__V1__REPLY__BODY_DIRTYRATE;
 	rep.dirtyrate = &d;
-	pt_conn_reply(r->conn, &rep);
+	pt_req_reply(&r->req, &rep);
 	free(vr);
 }
 
@@ -367,13 +366,13 @@ static int rate_done(sd_event_source *es, uint64_t usec, void *arg)
 	t1 = (t1 + pt_now_ns()) / 2;
 	vp = calloc(vm->meter.vcpus + 1, sizeof(*vp));
 	pt_meter_take(&vm->meter, r->w, 0, 0, &pages, vp);
-	if (r->conn && (ret || !vp))
-		pt_conn_error(r->conn, r->req_id, ret ? ret : -ENOMEM,
-			      "dirtyrate '%s': %s", vm->src->name,
-			      strerror(ret ? -ret : ENOMEM));
-	else if (r->conn)
+	if (r->req.conn && (ret || !vp))
+		pt_req_error(&r->req, ret ? ret : -ENOMEM, "dirtyrate '%s': %s",
+			     vm->src->name, strerror(ret ? -ret : ENOMEM));
+	else if (r->req.conn)
 		rate_reply(r, pages, vp, (double)(t1 - t0) / 1e9);
 	free(vp);
+	pt_req_drop(&r->req);
 	rate_unlink(r);
 	sd_event_source_unref(r->timer);
 	free(r);
@@ -425,7 +424,7 @@ static int rate_begin(struct pt_rate_req *r, unsigned int seconds)
 	return ret < 0 ? ret : 0;
 }
 
-int pt_rate_start(struct pt_service *s, struct pt_conn *c, uint64_t id,
+int pt_rate_start(struct pt_service *s, struct pt_req *rq,
 		  const Ptrack__Control__V1__DirtyRateRequest *q)
 {
 	struct pt_vm *vm = pt_vm_find(s, q->vm);
@@ -433,49 +432,34 @@ int pt_rate_start(struct pt_service *s, struct pt_conn *c, uint64_t id,
 	int ret;
 
 	if (!vm)
-		return pt_conn_error(c, id, -ENOENT, "no VM '%s'", q->vm);
+		return pt_req_error(rq, -ENOENT, "no VM '%s'", q->vm);
 	if (!mode_ok(vm, q->mode))
-		return pt_conn_error(c, id, -EOPNOTSUPP,
-				     "VM '%s' has a %s dirty log", q->vm,
-				     pt_vm_kind(vm));
+		return pt_req_error(rq, -EOPNOTSUPP,
+				    "VM '%s' has a %s dirty log", q->vm,
+				    pt_vm_kind(vm));
 	if (migrating(vm))
-		return pt_conn_error(
-			c, id, -EBUSY,
+		return pt_req_error(
+			rq, -EBUSY,
 			"VM '%s' is migrating: its rate per round is in ptrack_vm_dirty_rate_bytes_per_second",
 			q->vm);
 	if (q->vcpu && !vm->meter.per_vcpu)
-		return pt_conn_error(
-			c, id, -EOPNOTSUPP,
+		return pt_req_error(
+			rq, -EOPNOTSUPP,
 			"per-vCPU rates need a dirty ring; '%s' has a %s log",
 			q->vm, pt_vm_kind(vm));
 	r = calloc(1, sizeof(*r));
 	if (!r)
-		return pt_conn_error(c, id, -ENOMEM, "out of memory");
+		return pt_req_error(rq, -ENOMEM, "out of memory");
 	r->vm = vm;
-	r->conn = c;
-	r->req_id = id;
 	r->vcpu = q->vcpu;
 	ret = rate_begin(r, q->seconds ? q->seconds : 1);
 	if (ret) {
 		free(r);
-		return pt_conn_error(c, id, ret, "dirtyrate '%s': %s", q->vm,
-				     strerror(-ret));
+		return pt_req_error(rq, ret, "dirtyrate '%s': %s", q->vm,
+				    strerror(-ret));
 	}
+	pt_req_keep(&r->req, rq);
 	r->next = s->rates;
 	s->rates = r;
 	return 0;
-}
-
-/* A control client went away: its pending work answers nobody. */
-void pt_conn_forget(struct pt_service *s, struct pt_conn *c)
-{
-	for (struct pt_rate_req *r = s->rates; r; r = r->next)
-		if (r->conn == c)
-			r->conn = NULL;
-	for (struct pt_vm *v = s->vms; v; v = v->next)
-		if (v->mig && v->mig->conn == c)
-			v->mig->conn = NULL;
-	for (struct pt_peer_job *p = s->peers; p; p = p->next)
-		if (p->conn == c)
-			p->conn = NULL;
 }

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Peer sessions (the receiving side) started from the control socket. The
+ * engine blocks, so each runs in a worker thread and reports its end to
+ * the loop through an eventfd.
+ */
+#include "service/service.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "service/log.h"
+
+static void *peer_thread(void *arg)
+{
+	struct pt_peer_job *p = arg;
+	uint64_t one = 1;
+
+	p->ret = pt_peer_run(&p->opts, &p->res);
+	if (write(p->efd, &one, sizeof(one)) < 0)
+		pt_log(LOG_ERR, "peer eventfd: %s", strerror(errno));
+	return NULL;
+}
+
+static void peer_reply(struct pt_peer_job *p, const char *state, int final)
+{
+	PtCtlReply r = PTRACK__CONTROL__V1__REPLY__INIT;
+	Ptrack__Control__V1__PeerReply pr =
+		PTRACK__CONTROL__V1__PEER_REPLY__INIT;
+
+	pr.state = (char *)state;
+	pr.listen = p->listen;
+	if (final) {
+		pr.session_id = p->res.session_id;
+		pr.pages = p->res.pages;
+		pr.rounds = p->res.rounds;
+		pr.mem_size = p->res.mem_size;
+		r.status = p->ret;
+		r.error = p->ret ? p->res.err : "";
+	}
+	r.final = final;
+	r.body_case = PTRACK__CONTROL__V1__REPLY__BODY_PEER;
+	r.peer = &pr;
+	pt_req_reply(&p->req, &r);
+}
+
+static int on_peer_event(sd_event_source *es, int fd, uint32_t revents,
+			 void *arg)
+{
+	struct pt_peer_job *p = arg;
+	uint64_t n;
+
+	(void)revents;
+	if (read(fd, &n, sizeof(n)) < 0)
+		return 0;
+	pthread_join(p->th, NULL);
+	p->th = 0;
+	sd_event_source_set_enabled(es, SD_EVENT_OFF);
+	pt_log(p->ret ? LOG_WARNING : LOG_INFO, "peer session on %s %s%s%s",
+	       p->listen, p->ret ? "failed" : "completed", p->ret ? ": " : "",
+	       p->ret ? p->res.err : "");
+	peer_reply(p, p->ret ? "failed" : "completed", 1);
+	return 0;
+}
+
+void pt_peer_free(struct pt_peer_job *p)
+{
+	/* Shutting the listener down ends a session still waiting for its
+	 * source; one under way runs to its end (bounded by its timeouts). */
+	if (p->th) {
+		if (p->lfd >= 0)
+			shutdown(p->lfd, SHUT_RDWR);
+		pthread_join(p->th, NULL);
+	}
+	pt_req_drop(&p->req);
+	sd_event_source_unref(p->es);
+	if (p->lfd >= 0)
+		close(p->lfd);
+	if (p->efd >= 0)
+		close(p->efd);
+	free(p);
+}
+
+int pt_peer_start(struct pt_service *s, struct pt_req *rq,
+		  const Ptrack__Control__V1__PeerListenRequest *q)
+{
+	struct pt_peer_job *p = calloc(1, sizeof(*p));
+	int ret;
+
+	if (!p)
+		return pt_req_error(rq, -ENOMEM, "out of memory");
+	p->svc = s;
+	snprintf(p->listen, sizeof(p->listen), "%s", q->listen);
+	snprintf(p->mem_path, sizeof(p->mem_path), "%s", q->mem_path);
+	snprintf(p->state_dir, sizeof(p->state_dir), "%s", q->state_dir);
+	p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	p->lfd = pt_tcp_listen(p->listen);
+	if (p->lfd < 0 || p->efd < 0) {
+		ret = p->lfd < 0 ? p->lfd : -errno;
+		goto out_free;
+	}
+	p->opts.lfd = p->lfd;
+	p->opts.mem_path = p->mem_path[0] ? p->mem_path : NULL;
+	p->opts.state_dir = p->state_dir[0] ? p->state_dir : NULL;
+	p->opts.quiet = 1;
+	ret = sd_event_add_io(s->ev, &p->es, p->efd, EPOLLIN, on_peer_event, p);
+	if (ret < 0)
+		goto out_free;
+	ret = -pthread_create(&p->th, NULL, peer_thread, p);
+	if (ret)
+		goto out_free;
+	pt_req_keep(&p->req, rq);
+	p->next = s->peers;
+	s->peers = p;
+	peer_reply(p, "listening", 0);
+	return 0;
+out_free:
+	pt_peer_free(p);
+	return pt_req_error(rq, ret, "peer listen %s: %s", q->listen,
+			    strerror(-ret));
+}
