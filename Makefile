@@ -8,6 +8,8 @@
 #   make lint         clang-format, cppcheck and clang-tidy
 #   make fuzz         run the frame-decoder fuzzer for FUZZ_SECONDS (long run)
 #   make bench        run the userspace benchmarks
+#   make install      install the shipped parts (DESTDIR, PREFIX, ...: mk/install.mk)
+#   make deb          the Debian packages (dpkg-buildpackage -us -uc -b)
 #
 # Kernel and emulation parts (each script installs what it needs):
 #   make kernel       the KVM arm64 series: build, bisect, other arches, checks
@@ -43,6 +45,9 @@ CC := gcc
 CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE \
 	  -I. -Iinclude -Idaemon -Itests/lib -I$(O)/gen $(SANFLAGS) -MMD -MP
 LDFLAGS := $(SANFLAGS) -Wl,--as-needed
+# Packaging adds its flags (hardening) here: debian/rules.
+CFLAGS += $(EXTRA_CFLAGS)
+LDFLAGS += $(EXTRA_LDFLAGS)
 LDLIBS = $(PKG_LIBS) -lpthread -lm
 
 # --- sources ---------------------------------------------------------------
@@ -97,7 +102,7 @@ ALL_LIBS := $(LIBPTRACK_A) $(LIBPTRACK_SO)
 MAN_SRCS := $(wildcard man/*.[1-8])
 MAN_OUT := $(MAN_SRCS:man/%=$(O)/man/%.gz) $(MAN_SRCS:man/%=$(O)/man/%.txt)
 
-.PHONY: all deps check demo lint fuzz fuzz-build bench clean kernel \
+.PHONY: all deps check demo lint fuzz fuzz-build bench clean kernel deb \
 	arm64-test qemu pta pta-test dkms-check bench-kernel bench-pta
 all: $(ALL_BINS) $(ALL_LIBS) $(MAN_OUT)
 
@@ -250,6 +255,11 @@ bench-kernel:
 	bash bench/kernel/run.sh
 bench-pta:
 	bash tests/qemu/bench-pta.sh
+
+include mk/install.mk
+
+deb:
+	dpkg-buildpackage -us -uc -b
 
 clean:
 	rm -rf $(BUILD)

@@ -392,21 +392,21 @@ static void test_units(void)
 	/* The units as shipped, with ExecStart pointing at this build. */
 	snprintf(
 		cmd, sizeof(cmd),
-		"cp systemd/ptrackd.service systemd/ptrackd.socket %s/ && "
-		"sed -i 's|/usr/bin/ptrackd|%s/ptrackd|' %s/ptrackd.service && "
+		"cp systemd/ptrackd.socket %s/ && "
+		"sed 's|@SBINDIR@|%s|' systemd/ptrackd.service.in > %s/ptrackd.service && "
 		"systemd-analyze verify --man=no %s/ptrackd.service %s/ptrackd.socket",
 		dir, pt_test_bindir(), dir, dir, dir);
 	CU_ASSERT_EQUAL(sh(cmd), 0);
 	/* The hardening the issue asks for is there. */
 	CU_ASSERT_EQUAL(
-		sh("grep -q '^Type=notify' systemd/ptrackd.service && "
-		   "grep -q '^WatchdogSec=' systemd/ptrackd.service && "
-		   "grep -q '^Restart=on-failure' systemd/ptrackd.service && "
-		   "grep -q '^ProtectSystem=strict' systemd/ptrackd.service && "
-		   "grep -q '^NoNewPrivileges=yes' systemd/ptrackd.service && "
-		   "grep -q '^CapabilityBoundingSet=' systemd/ptrackd.service && "
-		   "grep -q '^RuntimeDirectory=ptrack' systemd/ptrackd.service && "
-		   "grep -q '^StateDirectory=ptrack' systemd/ptrackd.service"),
+		sh("grep -q '^Type=notify' systemd/ptrackd.service.in && "
+		   "grep -q '^WatchdogSec=' systemd/ptrackd.service.in && "
+		   "grep -q '^Restart=on-failure' systemd/ptrackd.service.in && "
+		   "grep -q '^ProtectSystem=strict' systemd/ptrackd.service.in && "
+		   "grep -q '^NoNewPrivileges=yes' systemd/ptrackd.service.in && "
+		   "grep -q '^CapabilityBoundingSet=' systemd/ptrackd.service.in && "
+		   "grep -q '^RuntimeDirectory=ptrack' systemd/ptrackd.service.in && "
+		   "grep -q '^StateDirectory=ptrack' systemd/ptrackd.service.in"),
 		0);
 	/* sysusers and tmpfiles, applied to a scratch root. */
 	snprintf(
