@@ -34,6 +34,7 @@ step "tests" build/normal/bin/ptrack-tests
 step "lint" make -s lint
 step "fuzz (${PTRACK_FUZZ_SECONDS:-60} s)" \
 	make -s fuzz FUZZ_SECONDS="${PTRACK_FUZZ_SECONDS:-60}"
+step "Debian packages (build, unpack, verify units)" bash tests/packaging/debs.sh
 if [ "${PTRACK_SKIP_KERNEL:-0}" != 1 ]; then
 	# The series first: every later step boots or builds against its tree.
 	step "kernel series (build, bisect, arches, checkpatch, sparse)" \
