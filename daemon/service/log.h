@@ -17,6 +17,7 @@
 #define PT_MSGID_MIG_END "3d5f7b9c1e2a44b6c8d0f2a4b6c8d0e2"
 #define PT_MSGID_VM "4e6a8c0d2f3b45c7d9e1a3b5c7d9e1f3"
 #define PT_MSGID_LIBVIRT "5f7b9d1e3a4c46d8e0f2b4c6d8e0f2a4"
+#define PT_MSGID_RELOAD "7a2c4e6f8b0d42e1a3c5e7f9b1d3f5a7"
 
 enum pt_log_target { PT_LOG_AUTO, PT_LOG_STDERR, PT_LOG_JOURNAL };
 

@@ -7,6 +7,8 @@
 #include "service/service.h"
 
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,58 @@
 #include <unistd.h>
 
 #include "service/log.h"
+
+/*
+ * Where a peer session may write: under the state directory only. The
+ * unit leaves nothing else writable (ProtectSystem=strict, and /tmp is
+ * the service's private one), and a member of the control group must not
+ * have root's ptrackd write wherever it likes. A relative @in is a name
+ * under the state directory. Returns 0 with @out set (empty for an empty
+ * @in), or -EPERM / -ENOENT with @why set.
+ */
+static int dest_path(const char *state_dir, const char *in, char *out,
+		     size_t len, char *why, size_t whylen)
+{
+	char base[PATH_MAX], dir[PATH_MAX], copy[PATH_MAX], *d;
+	size_t n;
+	int w;
+
+	out[0] = '\0';
+	if (!in[0])
+		return 0;
+	if (!realpath(state_dir, base)) {
+		snprintf(why, whylen, "state directory %s: %s", state_dir,
+			 strerror(errno));
+		return -ENOENT;
+	}
+	if (in[0] == '/')
+		w = snprintf(copy, sizeof(copy), "%s", in);
+	else
+		w = snprintf(copy, sizeof(copy), "%s/%s", base, in);
+	if (w < 0 || (size_t)w >= sizeof(copy))
+		goto out_long;
+	snprintf(dir, sizeof(dir), "%s", copy);
+	d = dirname(dir);
+	if (!realpath(d, dir)) {
+		snprintf(why, whylen, "%s: %s", d, strerror(errno));
+		return -ENOENT;
+	}
+	n = strlen(base);
+	if (strncmp(dir, base, n) || (dir[n] && dir[n] != '/')) {
+		snprintf(why, whylen,
+			 "%s is outside ptrackd's state directory %s (the only "
+			 "place the service may write): give a name under it",
+			 in, base);
+		return -EPERM;
+	}
+	w = snprintf(out, len, "%s/%s", dir, basename(copy));
+	if (w < 0 || (size_t)w >= len)
+		goto out_long;
+	return 0;
+out_long:
+	snprintf(why, whylen, "%s: path too long", in);
+	return -ENAMETOOLONG;
+}
 
 static void *peer_thread(void *arg)
 {
@@ -90,14 +144,24 @@ int pt_peer_start(struct pt_service *s, struct pt_req *rq,
 		  const Ptrack__Control__V1__PeerListenRequest *q)
 {
 	struct pt_peer_job *p = calloc(1, sizeof(*p));
+	char why[PATH_MAX + 160];
 	int ret;
 
 	if (!p)
 		return pt_req_error(rq, -ENOMEM, "out of memory");
 	p->svc = s;
+	p->lfd = p->efd = -1;
 	snprintf(p->listen, sizeof(p->listen), "%s", q->listen);
-	snprintf(p->mem_path, sizeof(p->mem_path), "%s", q->mem_path);
-	snprintf(p->state_dir, sizeof(p->state_dir), "%s", q->state_dir);
+	ret = dest_path(s->cfg.state_dir, q->mem_path ? q->mem_path : "",
+			p->mem_path, sizeof(p->mem_path), why, sizeof(why));
+	if (!ret)
+		ret = dest_path(s->cfg.state_dir,
+				q->state_dir ? q->state_dir : "", p->state_dir,
+				sizeof(p->state_dir), why, sizeof(why));
+	if (ret) {
+		pt_peer_free(p);
+		return pt_req_error(rq, ret, "peer listen: %s", why);
+	}
 	p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	p->lfd = pt_tcp_listen(p->listen);
 	if (p->lfd < 0 || p->efd < 0) {

@@ -36,6 +36,16 @@ static int mkparent(const char *path)
 	return 0;
 }
 
+/* Group @gid and 0660 where the group exists, else @fallback. */
+static void set_access(const char *path, gid_t gid, int have_gid,
+		       mode_t fallback)
+{
+	if (have_gid && chown(path, 0, gid) == 0)
+		chmod(path, 0660);
+	else
+		chmod(path, fallback);
+}
+
 static int listen_unix(const char *path, gid_t gid, int have_gid)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -53,10 +63,7 @@ static int listen_unix(const char *path, gid_t gid, int have_gid)
 		goto out_close;
 	/* Access is decided by SO_PEERCRED; the mode only keeps strangers
 	 * from connecting at all where the group exists. */
-	if (have_gid && chown(path, 0, gid) == 0)
-		chmod(path, 0660);
-	else
-		chmod(path, 0666);
+	set_access(path, gid, have_gid, 0666);
 	return fd;
 out_close:
 	ret = -errno;
@@ -158,6 +165,7 @@ static int setup_sockets(struct pt_service *s)
 		       strerror(-s->vmm_fd));
 		return s->vmm_fd;
 	}
+	set_access(s->cfg.vmm_socket, s->ctl_gid, s->have_gid, 0660);
 	return sd_event_add_io(s->ev, &s->vmm_es, s->vmm_fd, EPOLLIN,
 			       pt_vmm_on_accept, s);
 }
@@ -173,12 +181,16 @@ static int setup_loop(struct pt_service *s)
 	sigemptyset(&ss);
 	sigaddset(&ss, SIGTERM);
 	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGHUP);
 	sigprocmask(SIG_BLOCK, &ss, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	ret = sd_event_add_signal(s->ev, &s->term_es, SIGTERM, on_signal, s);
 	if (ret >= 0)
 		ret = sd_event_add_signal(s->ev, &s->int_es, SIGINT, on_signal,
 					  s);
+	if (ret >= 0)
+		ret = sd_event_add_signal(s->ev, &s->hup_es, SIGHUP,
+					  pt_service_on_hup, s);
 	if (ret < 0)
 		return ret;
 	/* Sends WATCHDOG=1 at half of WATCHDOG_USEC while the loop runs, so
@@ -274,6 +286,7 @@ void pt_service_release(struct pt_service *s)
 	sd_event_source_unref(s->sample_es);
 	sd_event_source_unref(s->term_es);
 	sd_event_source_unref(s->int_es);
+	sd_event_source_unref(s->hup_es);
 	sd_event_source_unref(s->exit_timer);
 	sd_event_source_unref(s->status_es);
 	if (s->ctl_fd >= 0) {

@@ -163,6 +163,11 @@ struct pt_service {
 	int stopping;
 	uint64_t refused_total;
 	uint64_t migrations_total[PT_MIG_NSTATES]; /* ended, by state */
+	/* Reads the configuration again (SIGHUP); NULL: nothing to read. */
+	int (*reload)(struct pt_config *out, char *err, size_t errlen,
+		      void *arg);
+	void *reload_arg;
+	sd_event_source *hup_es;
 };
 
 int pt_service_init(struct pt_service *s, const struct pt_config *cfg);
@@ -174,6 +179,11 @@ static inline void pt_service_changed(struct pt_service *s)
 {
 	s->status_dirty = 1;
 }
+
+/* reload.c: SIGHUP */
+struct signalfd_siginfo;
+int pt_service_on_hup(sd_event_source *es, const struct signalfd_siginfo *si,
+		      void *arg);
 
 /* control.c */
 int pt_control_accept(sd_event_source *es, int fd, uint32_t revents, void *arg);

@@ -93,7 +93,7 @@ static inline pid_t svc_spawn(const char *log, char *const argv[],
 static inline int svc_start_env(struct svc *s, const char *const *extra,
 				char *const env[])
 {
-	char bin[PATH_MAX];
+	char bin[PATH_MAX], state[160];
 	char *argv[40] = { bin,
 			   "serve",
 			   "--config",
@@ -106,10 +106,15 @@ static inline int svc_start_env(struct svc *s, const char *const *extra,
 			   "--log-target",
 			   "stderr",
 			   "--log-level",
-			   "debug" };
-	int n = 13;
+			   "debug",
+			   "--set",
+			   state };
+	int n = 15;
 	long t0 = svc_ms();
 
+	/* Destination files live under the state directory, as in the
+	 * unit's sandbox: the test's directory. */
+	snprintf(state, sizeof(state), "daemon.state_dir=%s", s->dir);
 	snprintf(bin, sizeof(bin), "%s/ptrackd", pt_test_bindir());
 	for (int i = 0; extra && extra[i] && n < 38; i++)
 		argv[n++] = (char *)extra[i];

@@ -171,10 +171,104 @@ static void test_auth_group(void)
 	CU_ASSERT_EQUAL(stat(s.ctl, &st), 0);
 	CU_ASSERT_EQUAL(st.st_gid, g->gr_gid);
 	CU_ASSERT_EQUAL(st.st_mode & 0777, 0660);
+	/* The VMM socket too: a QEMU in the group may register. */
+	CU_ASSERT_EQUAL(stat(s.vmm, &st), 0);
+	CU_ASSERT_EQUAL(st.st_gid, g->gr_gid);
+	CU_ASSERT_EQUAL(st.st_mode & 0777, 0660);
 	/* A member of the control group is let in... */
 	CU_ASSERT_EQUAL(as_user(s.ctl, 65534, g->gr_gid), 0);
 	/* ...anyone else cannot even connect (socket mode 0660). */
 	CU_ASSERT_EQUAL(as_user(s.ctl, 65534, 12345), 4);
+	CU_ASSERT_EQUAL(svc_stop(&s), 0);
+	svc_cleanup(&s);
+}
+
+static int write_conf(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -errno;
+	fputs(text, f);
+	return fclose(f) ? -errno : 0;
+}
+
+/* Waits until `ptrackctl status --json` contains @what. */
+static int status_has(struct svc *s, const char *what, long ms)
+{
+	long t0 = svc_ms();
+
+	do {
+		char *out = NULL;
+		int found;
+
+		svc_ctl(s, &out, "status", "--json");
+		found = out && strstr(out, what);
+		free(out);
+		if (found)
+			return 1;
+		usleep(20000);
+	} while (svc_ms() - t0 < ms);
+	return 0;
+}
+
+/* SIGHUP (ExecReload=) reads the configuration again: metrics start on
+ * the new address; a rejected file changes nothing and says why. */
+static void test_reload(void)
+{
+	char conf[160], text[256], addr[64];
+	const char *extra[] = { "--config", conf, NULL };
+	struct svc s;
+
+	CU_ASSERT_FATAL(svc_mkdir(&s) == 0);
+	snprintf(conf, sizeof(conf), "%s/ptrackd.conf", s.dir);
+	CU_ASSERT_FATAL(write_conf(conf, "[metrics]\nenabled = no\n") == 0);
+	CU_ASSERT_FATAL(svc_start(&s, extra) == 0);
+	CU_ASSERT(status_has(&s, "\"metrics_listen\":\"\"", 2000));
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", pt_test_free_port());
+	snprintf(text, sizeof(text),
+		 "[metrics]\nenabled = yes\nlisten = %s\n"
+		 "[daemon]\ncontrol_group = nogroup\n",
+		 addr);
+	CU_ASSERT_FATAL(write_conf(conf, text) == 0);
+	CU_ASSERT_EQUAL(kill(s.pid, SIGHUP), 0);
+	CU_ASSERT(svc_wait_file(s.log, "configuration reloaded", 5000));
+	CU_ASSERT(status_has(&s, addr, 2000));
+	/* Only a restart changes the sockets' group. */
+	CU_ASSERT(svc_file_has(s.log, "control_group stays"));
+	/* The config's own range: max_rounds is 2..100000. */
+	CU_ASSERT_FATAL(write_conf(conf, "[migration]\nmax_rounds = 1\n") == 0);
+	CU_ASSERT_EQUAL(kill(s.pid, SIGHUP), 0);
+	CU_ASSERT(svc_wait_file(s.log, "reload refused", 5000));
+	CU_ASSERT(svc_file_has(s.log, "1 out of range 2.."));
+	CU_ASSERT(status_has(&s, addr, 2000));
+	CU_ASSERT_EQUAL(svc_stop(&s), 0);
+	svc_cleanup(&s);
+}
+
+/* A peer session writes under the state directory only (the unit's
+ * sandbox leaves nothing else writable; a control group member must not
+ * have root write anywhere): elsewhere is refused, saying why. */
+static void test_peer_dest(void)
+{
+	char to[64], *out = NULL;
+	struct svc s;
+
+	CU_ASSERT_FATAL(svc_mkdir(&s) == 0);
+	CU_ASSERT_FATAL(svc_start(&s, NULL) == 0);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", pt_test_free_port());
+	CU_ASSERT_EQUAL(svc_ctl(&s, &out, "peer", "listen", to, "--mem-file",
+				"/etc/ptrack-test.mem", "--json"),
+			4);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "outside ptrackd's state"));
+	free(out);
+	out = NULL;
+	CU_ASSERT_EQUAL(svc_ctl(&s, &out, "peer", "listen", to, "--mem-file",
+				"../escape.mem", "--json"),
+			4);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "outside ptrackd's state"));
+	free(out);
+	CU_ASSERT_NOT_EQUAL(access("/etc/ptrack-test.mem", F_OK), 0);
 	CU_ASSERT_EQUAL(svc_stop(&s), 0);
 	svc_cleanup(&s);
 }
@@ -440,4 +534,4 @@ static void test_units(void)
 PT_SUITE(service, PT_TEST(test_status), PT_TEST(test_auth_refused),
 	 PT_TEST(test_auth_group), PT_TEST(test_malformed),
 	 PT_TEST(test_notify_watchdog), PT_TEST(test_socket_activation),
-	 PT_TEST(test_units));
+	 PT_TEST(test_units), PT_TEST(test_reload), PT_TEST(test_peer_dest));

@@ -121,12 +121,43 @@ static int apply(struct pt_config *c, int opt, const char *arg, char *err,
 	}
 }
 
-/* The file first, wherever it is named, then the flags over it. */
-static int load(int argc, char **argv, struct pt_config *c, int *check)
+/* The file first, wherever it is named, then the flags over it; the
+ * arguments were checked by load(). Also what SIGHUP runs again. */
+static int load_config(int argc, char **argv, struct pt_config *c, char *err,
+		       size_t len)
 {
 	const char *path = PT_CONFIG_PATH;
-	char err[PT_CONFIG_ERR_MAX];
 	int explicit = 0, opt, ret;
+	char why[PT_CONFIG_ERR_MAX];
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "c:s:h", opts, NULL)) != -1) {
+		if (opt == 'c') {
+			path = optarg;
+			explicit = 1;
+		}
+	}
+	pt_config_defaults(c);
+	ret = pt_config_load(c, path, !explicit, err, len);
+	if (ret)
+		return ret;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "c:s:h", opts, NULL)) != -1) {
+		if (opt == 'c' || opt == OPT_CHECK)
+			continue;
+		ret = apply(c, opt, optarg, why, sizeof(why));
+		if (ret) {
+			snprintf(err, len, "command line: %s", why);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static int load(int argc, char **argv, struct pt_config *c, int *check)
+{
+	char err[PT_CONFIG_ERR_MAX];
+	int opt;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "c:s:h", opts, NULL)) != -1) {
@@ -138,10 +169,6 @@ static int load(int argc, char **argv, struct pt_config *c, int *check)
 			usage(stderr);
 			return -EINVAL;
 		}
-		if (opt == 'c') {
-			path = optarg;
-			explicit = 1;
-		}
 		*check |= opt == OPT_CHECK;
 	}
 	if (optind < argc) {
@@ -149,24 +176,23 @@ static int load(int argc, char **argv, struct pt_config *c, int *check)
 			argv[optind]);
 		return -EINVAL;
 	}
-	pt_config_defaults(c);
-	ret = pt_config_load(c, path, !explicit, err, sizeof(err));
-	if (ret)
-		goto out_err;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "c:s:h", opts, NULL)) != -1) {
-		if (opt == 'c' || opt == OPT_CHECK)
-			continue;
-		ret = apply(c, opt, optarg, err, sizeof(err));
-		if (ret) {
-			fprintf(stderr, "ptrackd: command line: %s\n", err);
-			return ret;
-		}
+	if (load_config(argc, argv, c, err, sizeof(err))) {
+		fprintf(stderr, "ptrackd: %s\n", err);
+		return -EINVAL;
 	}
 	return 0;
-out_err:
-	fprintf(stderr, "ptrackd: %s\n", err);
-	return ret;
+}
+
+struct serve_args {
+	int argc;
+	char **argv;
+};
+
+static int reload(struct pt_config *out, char *err, size_t len, void *arg)
+{
+	struct serve_args *a = arg;
+
+	return load_config(a->argc, a->argv, out, err, len);
 }
 
 int ptrackd_serve(int argc, char **argv)
@@ -182,9 +208,13 @@ int ptrackd_serve(int argc, char **argv)
 		return EXIT_OK;
 	}
 	ret = pt_service_init(&s, &cfg);
-	if (!ret)
+	if (!ret) {
+		struct serve_args a = { argc, argv };
+
+		s.reload = reload;
+		s.reload_arg = &a;
 		ret = pt_service_run(&s);
-	else
+	} else
 		pt_log(LOG_ERR, "start-up failed: %s", strerror(-ret));
 	pt_service_release(&s);
 	return ret ? EXIT_RUNTIME : EXIT_OK;
