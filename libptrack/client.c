@@ -123,6 +123,7 @@ static int send_register(struct ptl_client *c, const struct ptl_vm *vm)
 			   ? PTRACK__VMM__V1__DIRTY_KIND__DIRTY_KIND_RING
 			   : PTRACK__VMM__V1__DIRTY_KIND__DIRTY_KIND_BITMAP;
 	reg.shm_size = c->shm_size;
+	reg.incoming = !!vm->incoming;
 	fds[0] = c->shm_fd;
 	fds[1] = c->data_efd;
 	fds[2] = c->space_efd;
@@ -364,6 +365,47 @@ int ptl_push_all(struct ptl_client *c, uint32_t region)
 
 /* --- requests ------------------------------------------------------------- */
 
+/* The answer to OP_SAVE_STATE: the blob in a sealed memfd. */
+static int save_state(struct ptl_client *c, uint64_t seq)
+{
+	void *blob = NULL;
+	size_t len = 0;
+	int status = -EOPNOTSUPP, fd = -1, ret;
+
+	if (c->ops->save_state)
+		status = c->ops->save_state(c, c->opaque, &blob, &len);
+	if (!status && (!blob || !len || len > PTL_STATE_MAX))
+		status = -EMSGSIZE;
+	if (!status) {
+		fd = ptl_state_memfd(blob, len);
+		if (fd < 0)
+			status = fd;
+	}
+	free(blob);
+	ret = ptl_send_reply_state(c->sock, seq, status, status ? -1 : fd,
+				   status ? 0 : len);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int load_state(struct ptl_client *c, int fd, uint64_t len)
+{
+	void *blob;
+	int ret;
+
+	if (!c->ops->load_state)
+		return -EOPNOTSUPP;
+	if (fd < 0)
+		return -EBADMSG;
+	ret = ptl_state_read(fd, len, PTL_STATE_MAX, &blob);
+	if (ret)
+		return ret;
+	ret = c->ops->load_state(c, c->opaque, blob, len);
+	free(blob);
+	return ret;
+}
+
 static int call(struct ptl_client *c, int op)
 {
 	const struct ptl_ops *o = c->ops;
@@ -393,21 +435,34 @@ static int call(struct ptl_client *c, int op)
 int ptl_dispatch(struct ptl_client *c)
 {
 	int fds[1], nfds, ret, status, op;
-	uint64_t seq;
+	uint64_t seq, state_len;
 	ptl_msg *m;
 
-	ret = ptl_recv(c->sock, &m, fds, 0, &nfds);
+	ret = ptl_recv(c->sock, &m, fds, 1, &nfds);
 	if (ret)
 		return ret;
 	if (m->body_case != PTRACK__VMM__V1__VMM_MSG__BODY_REQUEST) {
 		ptl_msg_free(m);
+		if (nfds)
+			close(fds[0]);
 		return -EPROTO;
 	}
 	seq = m->request->seq;
 	op = m->request->op;
+	state_len = m->request->state_len;
 	ptl_msg_free(m);
 	c->records = 0;
-	status = call(c, op);
+	if (op == PTRACK__VMM__V1__OP__OP_SAVE_STATE) {
+		if (nfds)
+			close(fds[0]);
+		return save_state(c, seq);
+	}
+	if (op == PTRACK__VMM__V1__OP__OP_LOAD_STATE)
+		status = load_state(c, nfds ? fds[0] : -1, state_len);
+	else
+		status = call(c, op);
+	if (nfds)
+		close(fds[0]);
 	ret = ptl_send_reply(c->sock, seq, status, c->records);
 	if (ret)
 		return ret;

@@ -4,7 +4,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int ptl_send(int sock, const ptl_msg *m, const int *fds, int nfds)
@@ -156,4 +159,92 @@ int ptl_send_reply(int sock, uint64_t seq, int status, uint64_t records)
 	m.body_case = PTRACK__VMM__V1__VMM_MSG__BODY_REPLY;
 	m.reply = &rp;
 	return ptl_send(sock, &m, NULL, 0);
+}
+
+int ptl_send_request_state(int sock, uint64_t seq, int op, int fd, uint64_t len)
+{
+	Ptrack__Vmm__V1__Request rq = PTRACK__VMM__V1__REQUEST__INIT;
+	ptl_msg m = PTRACK__VMM__V1__VMM_MSG__INIT;
+
+	rq.seq = seq;
+	rq.op = op;
+	rq.state_len = len;
+	m.body_case = PTRACK__VMM__V1__VMM_MSG__BODY_REQUEST;
+	m.request = &rq;
+	return ptl_send(sock, &m, &fd, fd >= 0 ? 1 : 0);
+}
+
+int ptl_send_reply_state(int sock, uint64_t seq, int status, int fd,
+			 uint64_t len)
+{
+	Ptrack__Vmm__V1__Reply rp = PTRACK__VMM__V1__REPLY__INIT;
+	ptl_msg m = PTRACK__VMM__V1__VMM_MSG__INIT;
+
+	rp.seq = seq;
+	rp.status = status;
+	rp.state_len = len;
+	m.body_case = PTRACK__VMM__V1__VMM_MSG__BODY_REPLY;
+	m.reply = &rp;
+	return ptl_send(sock, &m, &fd, fd >= 0 ? 1 : 0);
+}
+
+int ptl_state_memfd(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	size_t done = 0;
+	ssize_t n;
+	int fd, ret;
+
+	fd = memfd_create("ptrack-state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	while (done < len) {
+		n = write(fd, p + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ret = n < 0 ? -errno : -EIO;
+			goto out_close;
+		}
+		done += (size_t)n;
+	}
+	/* The receiver reads a blob that cannot change under it. */
+	if (fcntl(fd, F_ADD_SEALS,
+		  F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)) {
+		ret = -errno;
+		goto out_close;
+	}
+	return fd;
+out_close:
+	close(fd);
+	return ret;
+}
+
+int ptl_state_read(int fd, uint64_t len, uint64_t max, void **out)
+{
+	struct stat st;
+	uint8_t *buf;
+	size_t done = 0;
+	ssize_t n;
+
+	*out = NULL;
+	if (!len || len > max)
+		return -EMSGSIZE;
+	if (fstat(fd, &st) || (uint64_t)st.st_size != len)
+		return -EBADMSG;
+	buf = malloc(len);
+	if (!buf)
+		return -ENOMEM;
+	while (done < len) {
+		n = pread(fd, buf + done, len - done, (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			free(buf);
+			return n < 0 ? -errno : -EBADMSG;
+		}
+		done += (size_t)n;
+	}
+	*out = buf;
+	return 0;
 }

@@ -28,4 +28,18 @@ void ptl_msg_free(ptl_msg *m);
 int ptl_send_request(int sock, uint64_t seq, int op);
 int ptl_send_reply(int sock, uint64_t seq, int status, uint64_t records);
 
+/* With a state blob's memfd attached (@fd < 0: none, @len is then 0). */
+int ptl_send_request_state(int sock, uint64_t seq, int op, int fd,
+			   uint64_t len);
+int ptl_send_reply_state(int sock, uint64_t seq, int status, int fd,
+			 uint64_t len);
+
+/* A sealed memfd holding @len bytes of @data, or a negative errno. */
+int ptl_state_memfd(const void *data, size_t len);
+/*
+ * Reads the @len byte blob of the memfd @fd (from the other side, hence
+ * untrusted: its size must be @len, at most @max) into a malloc'd buffer.
+ */
+int ptl_state_read(int fd, uint64_t len, uint64_t max, void **out);
+
 #endif

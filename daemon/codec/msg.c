@@ -33,6 +33,10 @@ const ProtobufCMessageDescriptor *pt_msg_descriptor(uint16_t type)
 		return &ptrack__v1__complete__descriptor;
 	case T(ERROR):
 		return &ptrack__v1__error__descriptor;
+	case T(VMM_STATE):
+		return &ptrack__v1__vmm_state__descriptor;
+	case T(RESUMED):
+		return &ptrack__v1__resumed__descriptor;
 	default:
 		return NULL;
 	}
@@ -41,13 +45,13 @@ const ProtobufCMessageDescriptor *pt_msg_descriptor(uint16_t type)
 static int has_payload(uint16_t type)
 {
 	return type == T(DIRTY_BITMAP) || type == T(DIRTY_RING) ||
-	       type == T(PAGE_DATA);
+	       type == T(PAGE_DATA) || type == T(VMM_STATE);
 }
 
 static int needs_layout(uint16_t type)
 {
 	return type != T(HELLO) && type != T(RESUME) && type != T(ACK) &&
-	       type != T(ERROR);
+	       type != T(ERROR) && type != T(RESUMED);
 }
 
 static int find_region(const struct pt_layout *l, uint32_t id,
@@ -245,6 +249,31 @@ static int check_complete(struct pt_msg *m, const struct pt_layout *l,
 	return 0;
 }
 
+/* A chunk in bounds, its payload exactly the chunk plus zero padding. */
+static int check_state(struct pt_msg *m, struct pt_error *e)
+{
+	const Ptrack__V1__VmmState *st = m->u.state;
+	size_t i;
+
+	if (!st->total || st->total > PT_STATE_MAX || !st->length ||
+	    st->length > PT_STATE_CHUNK_MAX || st->offset >= st->total ||
+	    st->length > st->total - st->offset)
+		return pt_error_set(
+			e, E(OVERSIZE), EBADMSG,
+			"VMM state chunk %llu+%llu of %llu bytes (at most %u, chunks of %u)",
+			ULL(st->offset), ULL(st->length), ULL(st->total),
+			PT_STATE_MAX, PT_STATE_CHUNK_MAX);
+	if (m->payload_len != pt_align8(st->length))
+		return pt_error_set(e, E(BAD_PAYLOAD), EBADMSG,
+				    "%zu payload bytes for a %llu byte chunk",
+				    m->payload_len, ULL(st->length));
+	for (i = st->length; i < m->payload_len; i++)
+		if (m->payload[i])
+			return pt_error_set(e, E(BAD_PAYLOAD), EBADMSG,
+					    "non-zero padding after the chunk");
+	return 0;
+}
+
 static int check_msg(struct pt_msg *m, const struct pt_layout *l,
 		     struct pt_error *e)
 {
@@ -264,6 +293,8 @@ static int check_msg(struct pt_msg *m, const struct pt_layout *l,
 		return 0;
 	case T(COMPLETE):
 		return check_complete(m, l, e);
+	case T(VMM_STATE):
+		return check_state(m, e);
 	case T(ERROR):
 		if (strlen(m->u.error->text) > PT_TEXT_MAX)
 			return pt_error_set(e, E(BAD_MESSAGE), EBADMSG,

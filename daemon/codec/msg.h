@@ -14,6 +14,9 @@
 
 #define PT_PAGEDATA_MAX_PAGES 4096
 #define PT_TEXT_MAX 1024
+/* VMM state blob: whole and per frame. */
+#define PT_STATE_MAX (64u << 20)
+#define PT_STATE_CHUNK_MAX (4u << 20)
 
 struct pt_msg {
 	uint16_t type; /* PTRACK__V1__MSG_TYPE__* */
@@ -30,6 +33,8 @@ struct pt_msg {
 		Ptrack__V1__Resume *resume;
 		Ptrack__V1__Complete *complete;
 		Ptrack__V1__Error *error;
+		Ptrack__V1__VmmState *state;
+		Ptrack__V1__Resumed *resumed;
 	} u;
 	const uint8_t *payload;
 	size_t payload_len;

@@ -48,7 +48,7 @@ struct pt_mem_region {
 	uint64_t size;
 	int fd; /* memfd or file holding the region, -1 if none */
 	off_t offset; /* of the region in @fd */
-	uint8_t *hva; /* @fd mapped shared, read-only on the source */
+	uint8_t *hva; /* @fd mapped shared: read-only, read-write if incoming */
 };
 
 struct pt_dirty_source;
@@ -63,6 +63,16 @@ struct pt_dirty_source_ops {
 	int (*resume)(struct pt_dirty_source *src);
 	int (*stop)(struct pt_dirty_source *src);
 	void (*release)(struct pt_dirty_source *src);
+	/*
+	 * Switchover, optional (NULL: the source's VMM cannot hand its guest
+	 * over). save_state, with the vCPUs paused: the VMM's opaque state in
+	 * *@blob (malloc'd, the caller frees). load_state, incoming VM only:
+	 * hands that blob to the destination VMM, which then waits for resume.
+	 */
+	int (*save_state)(struct pt_dirty_source *src, void **blob,
+			  size_t *len);
+	int (*load_state)(struct pt_dirty_source *src, const void *blob,
+			  size_t len);
 };
 
 struct pt_dirty_source {
@@ -73,6 +83,9 @@ struct pt_dirty_source {
 	unsigned int vcpus;
 	size_t nregions;
 	struct pt_mem_region *regions;
+	/* The destination of a migration: @regions are mapped read-write
+	 * and its vCPUs wait for load_state and resume. */
+	int incoming;
 };
 
 #endif

@@ -22,6 +22,7 @@
 
 #include "libptrack/shm.h"
 #include "libptrack/wire.h"
+#include "ptrack/libptrack.h"
 
 struct vmm_src {
 	struct pt_dirty_source src; /* first: the public face */
@@ -36,6 +37,8 @@ struct vmm_src {
 	uint64_t seq;
 	int timeout_ms;
 	int dead; /* sticky error once the connection is unusable */
+	int state_fd; /* blob of the last OP_SAVE_STATE reply, or -1 */
+	uint64_t state_len;
 	uint64_t records, bytes;
 };
 
@@ -201,21 +204,28 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Reads the VMM's reply to the pending request into *@status. */
+/* Reads the VMM's reply to the pending request into *@status; a state
+ * blob that came with it goes to vs->state_fd and vs->state_len. */
 static int read_reply(struct vmm_src *vs, int *status)
 {
 	int fds[1], nfds, ret;
 	ptl_msg *m;
 
-	ret = ptl_recv(vs->sock, &m, fds, 0, &nfds);
+	ret = ptl_recv(vs->sock, &m, fds, 1, &nfds);
 	if (ret)
 		return ret;
 	if (m->body_case != PTRACK__VMM__V1__VMM_MSG__BODY_REPLY ||
 	    m->reply->seq != vs->seq || m->reply->status > 0) {
 		ptl_msg_free(m);
+		if (nfds)
+			close(fds[0]);
 		return -EBADMSG;
 	}
 	*status = m->reply->status;
+	if (vs->state_fd >= 0)
+		close(vs->state_fd);
+	vs->state_fd = nfds ? fds[0] : -1;
+	vs->state_len = m->reply->state_len;
 	ptl_msg_free(m);
 	return 0;
 }
@@ -268,13 +278,15 @@ static int wait_reply(struct vmm_src *vs, struct pt_dirty_sink *sink,
  * at once instead of waiting on a broken VMM. The VMM's own error answers
  * and sink errors leave it usable.
  */
-static int request(struct vmm_src *vs, int op, struct pt_dirty_sink *sink)
+static int request_fd(struct vmm_src *vs, int op, struct pt_dirty_sink *sink,
+		      int fd, uint64_t len)
 {
 	int status = 0, sink_err = 0, ret;
 
 	if (vs->dead)
 		return vs->dead;
-	ret = ptl_send_request(vs->sock, ++vs->seq, op);
+	ret = fd >= 0 ? ptl_send_request_state(vs->sock, ++vs->seq, op, fd, len)
+		      : ptl_send_request(vs->sock, ++vs->seq, op);
 	if (!ret)
 		ret = wait_reply(vs, sink, &status, &sink_err);
 	if (ret) {
@@ -282,6 +294,11 @@ static int request(struct vmm_src *vs, int op, struct pt_dirty_sink *sink)
 		return ret;
 	}
 	return status ? status : sink_err;
+}
+
+static int request(struct vmm_src *vs, int op, struct pt_dirty_sink *sink)
+{
+	return request_fd(vs, op, sink, -1, 0);
 }
 
 static int vs_start(struct pt_dirty_source *s)
@@ -309,6 +326,42 @@ static int vs_stop(struct pt_dirty_source *s)
 	return request(to_vs(s), PTRACK__VMM__V1__OP__OP_STOP, NULL);
 }
 
+static int vs_save_state(struct pt_dirty_source *s, void **blob, size_t *len)
+{
+	struct vmm_src *vs = to_vs(s);
+	int ret = request(vs, PTRACK__VMM__V1__OP__OP_SAVE_STATE, NULL);
+
+	*blob = NULL;
+	*len = 0;
+	if (!ret && vs->state_fd < 0)
+		ret = -EBADMSG;
+	if (!ret)
+		ret = ptl_state_read(vs->state_fd, vs->state_len, PTL_STATE_MAX,
+				     blob);
+	if (!ret)
+		*len = vs->state_len;
+	if (vs->state_fd >= 0)
+		close(vs->state_fd);
+	vs->state_fd = -1;
+	return ret;
+}
+
+static int vs_load_state(struct pt_dirty_source *s, const void *blob,
+			 size_t len)
+{
+	struct vmm_src *vs = to_vs(s);
+	int fd, ret;
+
+	if (!s->incoming)
+		return -EINVAL;
+	fd = ptl_state_memfd(blob, len);
+	if (fd < 0)
+		return fd;
+	ret = request_fd(vs, PTRACK__VMM__V1__OP__OP_LOAD_STATE, NULL, fd, len);
+	close(fd);
+	return ret;
+}
+
 static void vs_release(struct pt_dirty_source *s)
 {
 	struct vmm_src *vs = to_vs(s);
@@ -333,6 +386,8 @@ static void vs_release(struct pt_dirty_source *s)
 		close(vs->space_efd);
 	if (vs->sock >= 0)
 		close(vs->sock);
+	if (vs->state_fd >= 0)
+		close(vs->state_fd);
 	free(vs);
 }
 
@@ -343,6 +398,8 @@ static const struct pt_dirty_source_ops vmm_src_ops = {
 	.resume = vs_resume,
 	.stop = vs_stop,
 	.release = vs_release,
+	.save_state = vs_save_state,
+	.load_state = vs_load_state,
 };
 
 /* --- registration --------------------------------------------------------- */
@@ -371,7 +428,8 @@ static int map_shm(struct vmm_src *vs, int fd, uint64_t size)
 	return 0;
 }
 
-static int map_region(struct pt_mem_region *r, const Ptrack__Vmm__V1__Region *m)
+static int map_region(struct pt_mem_region *r, const Ptrack__Vmm__V1__Region *m,
+		      int incoming)
 {
 	struct stat st;
 
@@ -386,8 +444,9 @@ static int map_region(struct pt_mem_region *r, const Ptrack__Vmm__V1__Region *m)
 	if (fstat(r->fd, &st) || m->fd_offset + m->size < m->size ||
 	    (uint64_t)st.st_size < m->fd_offset + m->size)
 		return -EINVAL;
-	r->hva =
-		mmap(NULL, m->size, PROT_READ, MAP_SHARED, r->fd, m->fd_offset);
+	/* Only an incoming VM's memory is ours to write. */
+	r->hva = mmap(NULL, m->size, PROT_READ | (incoming ? PROT_WRITE : 0),
+		      MAP_SHARED, r->fd, m->fd_offset);
 	if (r->hva == MAP_FAILED) {
 		r->hva = NULL;
 		return -errno;
@@ -455,13 +514,15 @@ static int build_source(struct vmm_src *vs,
 	if (ret)
 		return ret;
 	for (i = 0; i < s->nregions; i++) {
-		ret = map_region(&s->regions[i], reg->regions[i]);
+		ret = map_region(&s->regions[i], reg->regions[i],
+				 reg->incoming);
 		if (ret)
 			return ret;
 	}
 	snprintf(s->name, sizeof(s->name), "%s", reg->name);
 	memcpy(s->uuid, reg->uuid.data, 16);
 	s->vcpus = reg->vcpus;
+	s->incoming = reg->incoming;
 	s->kind = reg->kind == PTRACK__VMM__V1__DIRTY_KIND__DIRTY_KIND_RING
 			  ? PTRACK__V1__DIRTY_SOURCE__DIRTY_SOURCE_RING
 			  : PTRACK__V1__DIRTY_SOURCE__DIRTY_SOURCE_BITMAP;
@@ -512,7 +573,7 @@ int pt_vmm_accept(int lfd, struct pt_dirty_source **out)
 	if (!vs)
 		return -ENOMEM;
 	vs->src.ops = &vmm_src_ops;
-	vs->data_efd = vs->space_efd = -1;
+	vs->data_efd = vs->space_efd = vs->state_fd = -1;
 	vs->timeout_ms = PT_VMM_TIMEOUT_MS_DEFAULT;
 	vs->sock = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (vs->sock < 0) {

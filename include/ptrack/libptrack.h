@@ -32,6 +32,16 @@
  *  - stop: the guest will not run again; the VMM may exit after
  *    ptl_run() returns.
  *
+ * Switchover: a source VMM with a save_state callback is paused, harvested
+ * a last time and asked for its state; ptrackd streams it with the final
+ * pages. On the destination, a VMM started in incoming mode (@c incoming
+ * in struct ptl_vm) registers the same layout and waits; that ptrackd
+ * writes the pages into its memory, verifies them, calls load_state, then
+ * resume. Only once the destination confirms that its guest runs does the
+ * source ptrackd call stop; any failure before that calls resume on the
+ * source instead. An incoming VMM whose ptrackd goes away after resume
+ * keeps running: it owns the guest from then on.
+ *
  * Errors are negative errno values. -ECONNRESET means ptrackd went away.
  *
  * Protocol, for VMMs that cannot link this library: a unix SOCK_SEQPACKET
@@ -79,6 +89,36 @@
  *		ptl_close(c);
  *	}
  * @endcode
+ *
+ * Example, the destination of a migration: the same guest is built but
+ * not started; ptrackd fills its memory and then loads and resumes it.
+ * @code
+ *	static int on_load_state(struct ptl_client *c, void *opaque,
+ *				 const void *blob, size_t len)
+ *	{
+ *		return my_set_vcpu_registers(opaque, blob, len); // KVM_SET_*
+ *	}
+ *
+ *	static int on_resume_incoming(struct ptl_client *c, void *opaque)
+ *	{
+ *		return my_start_vcpu_threads(opaque);
+ *	}
+ *
+ *	static const struct ptl_ops in_ops = {
+ *		.load_state = on_load_state,
+ *		.resume = on_resume_incoming,
+ *		.stop = on_stop,       // migration failed: discard the guest
+ *		.harvest = on_harvest, // to migrate it on later
+ *		.pause = on_pause,
+ *		.save_state = on_save_state,
+ *	};
+ *
+ *	info.incoming = 1;     // same name, UUID and regions as the source
+ *	ret = ptl_connect("/run/ptrack/vmm.sock", &info, &in_ops, vm, &c);
+ *	while (ret == 0)
+ *		ret = ptl_dispatch(c);
+ *	// ret < 0 after resume: ptrackd went away, the guest keeps running
+ * @endcode
  */
 #ifndef PTRACK_LIBPTRACK_H
 #define PTRACK_LIBPTRACK_H
@@ -96,6 +136,8 @@ extern "C" {
 #define PTL_MAX_REGIONS 64
 /** Default size of the shared-memory ring. */
 #define PTL_SHM_DEFAULT_SIZE (4u << 20)
+/** Largest VMM state blob (save_state/load_state). */
+#define PTL_STATE_MAX (64u << 20)
 
 /** How the VMM reads its dirty log. */
 enum ptl_dirty_kind {
@@ -122,6 +164,13 @@ struct ptl_vm {
 	const struct ptl_region *regions;
 	size_t nregions; /**< 1..PTL_MAX_REGIONS */
 	size_t shm_size; /**< 0: PTL_SHM_DEFAULT_SIZE */
+	/**
+	 * Non-zero: an incoming VM (the destination of a migration, like
+	 * QEMU's -incoming). ptrackd maps the regions read-write and writes
+	 * the received pages straight into them; the vCPUs must not run
+	 * until the load_state and resume callbacks were called.
+	 */
+	int incoming;
 };
 
 struct ptl_client;
@@ -141,6 +190,26 @@ struct ptl_ops {
 	int (*resume)(struct ptl_client *c, void *opaque);
 	/** Stop the guest for good; ptl_run() returns 0 afterwards. */
 	int (*stop)(struct ptl_client *c, void *opaque);
+	/**
+	 * Source, vCPUs paused after the final harvest: hand over everything
+	 * the destination VMM needs to run the guest on (vCPU registers,
+	 * device state) as an opaque blob of 1 to PTL_STATE_MAX bytes in
+	 * *@p blob, allocated with malloc(); the library frees it. ptrackd
+	 * never interprets it. NULL: the VM cannot be switched over, ptrackd
+	 * only copies its memory.
+	 */
+	int (*save_state)(struct ptl_client *c, void *opaque, void **blob,
+			  size_t *len);
+	/**
+	 * Incoming VM, memory complete and verified: load the blob the
+	 * source's save_state produced. Do not run the vCPUs yet: resume
+	 * follows when ptrackd has recorded the switchover. An error refuses
+	 * the switchover (the guest then resumes on the source); after it,
+	 * or without a resume, ptrackd sends stop and the VMM discards the
+	 * guest.
+	 */
+	int (*load_state)(struct ptl_client *c, void *opaque, const void *blob,
+			  size_t len);
 };
 
 /**
