@@ -33,6 +33,7 @@
 #define PT_ACK_EVERY_DEFAULT 16
 #define PT_IO_TIMEOUT_MS_DEFAULT 10000
 #define PT_RECONNECT_MS_DEFAULT 15000
+#define PT_SWITCHOVER_MS_DEFAULT 30000
 
 /* What the CLI shows after each round (QEMU query-migrate names). */
 struct pt_mig_progress {
@@ -56,6 +57,11 @@ struct pt_source_opts {
 	int io_timeout_ms; /* 0: PT_IO_TIMEOUT_MS_DEFAULT */
 	uint64_t reconnect_ms; /* give up reconnecting after, 0: default */
 	int force_raw_bitmap;
+	/* Copy memory only, even when the VMM could hand its guest over. */
+	int copy_only;
+	/* After Complete: how long to wait for the peer's Resumed, and to
+	 * learn the outcome if the link breaks; 0: PT_SWITCHOVER_MS_DEFAULT. */
+	uint64_t switchover_ms;
 	/* TCP congestion control of the stream (TCP_CONGESTION), NULL: the
 	 * system's. BBR without the fq qdisc paces every socket with its own
 	 * hrtimers, which halved the loopback stream of bench-migrate. */
@@ -74,15 +80,26 @@ struct pt_source_result {
 	uint64_t bytes; /* on the wire, retransmissions included */
 	uint64_t pages_sent, zero_pages, round0_ns, round0_bytes;
 	uint64_t reconnects, retransmitted;
+	uint64_t state_bytes; /* VMM state blob sent */
+	uint64_t resume_ms; /* Complete acked to Resumed */
+	/* The guest runs on the peer now: the caller stops it here. */
+	int switched_over;
+	/* Failed after Complete without learning whether the peer resumed
+	 * the guest: it was left paused here, neither resumed nor stopped. */
+	int outcome_unknown;
 	int code; /* protocol error code on failure, else 0 */
 	char err[256];
 };
 
 /*
  * Migrates @src to the peer at @o->to. Returns 0 once the peer acked
- * Complete: the guest is then left paused (and still tracked) for the
- * caller to stop or compare. On failure returns a negative errno with the
- * reason in @res, and the guest is running (resumed if it was paused).
+ * Complete, and, when both sides can switch over (the source has
+ * save_state, the peer an incoming VM), once the peer said Resumed
+ * (res->switched_over): the guest is then left paused (and still tracked)
+ * for the caller to stop (or compare, after a memory-only copy). On
+ * failure returns a negative errno with the reason in @res, and the guest
+ * is running (resumed if it was paused), except with res->outcome_unknown,
+ * when it stays paused because it may already run on the peer.
  * The caller owns @src and calls its stop/release.
  */
 int pt_migrate(struct pt_dirty_source *src, const struct pt_source_opts *o,
@@ -97,6 +114,11 @@ struct pt_peer_opts {
 	int io_timeout_ms; /* 0: PT_IO_TIMEOUT_MS_DEFAULT */
 	uint64_t idle_ms; /* wait for a (re)connection, 0: 60 s */
 	int quiet;
+	/* An incoming VM (registered through libptrack): pages go straight
+	 * into its memory, its state is loaded and it is resumed at the end
+	 * (switchover). The session must be for this VM (UUID, else name).
+	 * NULL: into mem_path or a memfd, a memory copy only. */
+	struct pt_dirty_source *incoming;
 };
 
 struct pt_peer_result {
@@ -105,6 +127,7 @@ struct pt_peer_result {
 	uint64_t stale_pages; /* declared dirty in the last round, not sent */
 	uint64_t mem_size;
 	int resumed; /* the session was restored from the state file */
+	int switched_over; /* the incoming VM was loaded and resumed */
 	int code;
 	char err[256];
 };

@@ -37,6 +37,8 @@
 #define E(name) PTRACK__V1__ERROR_CODE__ERROR_##name
 #define STATE_MAGIC 0x32535450u /* "PTS2" */
 #define STATE_F_COMPLETE 1u /* Complete was verified and acked */
+/* The incoming VMM was told to resume the guest (set before it is). */
+#define STATE_F_RESUMED 2u
 #define PEER_DONE 1
 
 struct state_hdr {
@@ -66,6 +68,12 @@ struct peer {
 	uint8_t *mem;
 	uint64_t mem_size;
 	uint64_t off[PT_LAYOUT_MAX_REGIONS];
+	uint8_t *base[PT_LAYOUT_MAX_REGIONS]; /* where region i's pages go */
+	/* Switchover into o->incoming: the VMM state blob as it arrives. */
+	uint8_t *state;
+	uint64_t state_got, state_total;
+	uint32_t state_crc;
+	int resumed;
 	uint64_t *round_dirty[PT_LAYOUT_MAX_REGIONS];
 	uint64_t *stale[PT_LAYOUT_MAX_REGIONS];
 	uint64_t dirty_round;
@@ -152,7 +160,8 @@ static int persist(struct peer *p)
 			       .hello_len = (uint32_t)p->hello_len,
 			       .session_id = p->session_id,
 			       .last_seq = p->last_seq,
-			       .flags = p->complete ? STATE_F_COMPLETE : 0 };
+			       .flags = (p->complete ? STATE_F_COMPLETE : 0) |
+					(p->resumed ? STATE_F_RESUMED : 0) };
 	char tmp[PATH_MAX], path[PATH_MAX];
 	int fd, dfd, r;
 
@@ -194,7 +203,11 @@ static void unmap_dest(struct peer *p)
 		close(p->memfd);
 	p->mem = NULL;
 	p->memfd = -1;
+	free(p->state);
+	p->state = NULL;
+	p->state_got = p->state_total = 0;
 	for (i = 0; i < PT_LAYOUT_MAX_REGIONS; i++) {
+		p->base[i] = NULL;
 		free(p->round_dirty[i]);
 		free(p->stale[i]);
 		p->round_dirty[i] = p->stale[i] = NULL;
@@ -253,12 +266,50 @@ static int open_dest(struct peer *p, int fresh)
 	return 0;
 }
 
+/*
+ * The incoming VM takes this session if it is the same guest (UUID, else
+ * name) with the same memory layout; its memory is then written in place.
+ * -ENOENT: not this guest, -EXDEV: another layout.
+ */
+static int attach_incoming(struct peer *p, const uint8_t *buf, size_t len)
+{
+	const struct pt_dirty_source *in = p->o->incoming;
+	Ptrack__V1__Hello *h = ptrack__v1__hello__unpack(NULL, len, buf);
+	const struct pt_mem_region *m;
+	size_t i, j;
+	int r = 0;
+
+	if (!h)
+		return -EBADMSG;
+	if (memcmp(h->vm_uuid.data, in->uuid, 16) != 0 &&
+	    strcmp(h->vm_name, in->name) != 0)
+		r = -ENOENT;
+	ptrack__v1__hello__free_unpacked(h, NULL);
+	if (r)
+		return r;
+	if (in->nregions != p->lay.n)
+		return -EXDEV;
+	for (i = 0; i < p->lay.n; i++) {
+		const struct pt_region *rg = &p->lay.r[i];
+
+		for (j = 0, m = NULL; j < in->nregions && !m; j++)
+			if (in->regions[j].id == rg->id)
+				m = &in->regions[j];
+		if (!m || !m->hva || m->gpa_base != rg->gpa_base ||
+		    m->size != rg->size || m->page_size != rg->page_size)
+			return -EXDEV;
+		p->base[i] = m->hva;
+	}
+	return 0;
+}
+
 /* Sets up a session from its Hello (packed in @buf). */
 static int setup_session(struct peer *p, const uint8_t *buf, size_t len,
 			 int fresh)
 {
 	Ptrack__V1__Hello *h;
 	struct pt_error e = { 0 };
+	size_t i;
 	int r;
 
 	unmap_dest(p);
@@ -278,8 +329,13 @@ static int setup_session(struct peer *p, const uint8_t *buf, size_t len,
 	memcpy(p->hello, buf, len);
 	p->hello_len = len;
 	r = alloc_audit(p);
-	if (!r)
-		r = open_dest(p, fresh);
+	if (r)
+		return r;
+	if (p->o->incoming)
+		return attach_incoming(p, buf, len);
+	r = open_dest(p, fresh);
+	for (i = 0; !r && i < p->lay.n; i++)
+		p->base[i] = p->mem + p->off[i];
 	return r;
 }
 
@@ -342,6 +398,15 @@ static int on_hello(struct peer *p, const struct pt_frame *f, struct pt_msg *m)
 	p->complete = 0;
 	p->res->resumed = 0; /* a new session replaces any restored one */
 	r = setup_session(p, f->msg, f->hdr.msg_len, 1);
+	if (r == -ENOENT && p->o->incoming)
+		return send_error(p, E(NO_INCOMING), ENOENT,
+				  "no incoming VM '%s' here (the incoming VM "
+				  "is '%s')",
+				  m->u.hello->vm_name, p->o->incoming->name);
+	if (r == -EXDEV)
+		return send_error(p, E(NO_INCOMING), EXDEV,
+				  "incoming VM '%s' has another memory layout",
+				  p->o->incoming->name);
 	if (r == -ENOSPC || r == -EDQUOT || r == -EFBIG)
 		return send_error(p, E(NO_SPACE), ENOSPC,
 				  "destination %s cannot hold %" PRIu64
@@ -361,12 +426,27 @@ static int on_hello(struct peer *p, const struct pt_frame *f, struct pt_msg *m)
 				  -r, "cannot persist session state: %s",
 				  strerror(-r));
 	m->u.hello->role = PTRACK__V1__ROLE__ROLE_PEER;
+	/* What this side does, not an echo of the source's wishes. */
+	m->u.hello->features = PTRACK__V1__FEATURE__FEATURE_RLE_BITMAP |
+			       PTRACK__V1__FEATURE__FEATURE_ZERO_PAGES |
+			       PTRACK__V1__FEATURE__FEATURE_RESUME;
+	if (p->o->incoming)
+		m->u.hello->features |= PTRACK__V1__FEATURE__FEATURE_SWITCHOVER;
 	return send_msg(p, T(HELLO), m->u.base);
+}
+
+static int send_resumed(struct peer *p)
+{
+	Ptrack__V1__Resumed m = PTRACK__V1__RESUMED__INIT;
+
+	m.session_id = p->session_id;
+	return send_msg(p, T(RESUMED), &m.base);
 }
 
 static int on_resume(struct peer *p, const struct pt_msg *m)
 {
 	Ptrack__V1__Ack a = PTRACK__V1__ACK__INIT;
+	int r;
 
 	if (!p->have_session || m->u.resume->session_id != p->session_id)
 		return send_error(p, E(SESSION), EPROTO,
@@ -374,7 +454,11 @@ static int on_resume(struct peer *p, const struct pt_msg *m)
 				  m->u.resume->session_id);
 	a.seq = p->last_seq;
 	p->since_ack = 0;
-	return send_msg(p, T(ACK), &a.base);
+	r = send_msg(p, T(ACK), &a.base);
+	/* The question a source asks after losing us past Complete. */
+	if (!r && p->resumed)
+		r = send_resumed(p);
+	return r;
 }
 
 /* A new round's dirty set replaces the previous round's. */
@@ -435,7 +519,7 @@ static void on_pages(struct peer *p, const struct pt_msg *m)
 
 	for (i = 0; i < m->n_pages; i++) {
 		idx = d->n_pages ? m->page_idx[i] : d->first_page + i;
-		dst = p->mem + p->off[ri] + idx * ps;
+		dst = p->base[ri] + idx * ps;
 		if (pt_msg_page_is_zero(m, i)) {
 			memset(dst, 0, ps);
 			p->res->zero_pages++;
@@ -486,14 +570,99 @@ static int on_complete(struct peer *p, const struct pt_msg *m)
 				  c->n_checksums, p->lay.n);
 	for (i = 0; i < c->n_checksums; i++) {
 		rg = pt_layout_find(&p->lay, c->checksums[i]->region);
-		crc = pt_crc32c(0, p->mem + p->off[rg - p->lay.r], rg->size);
+		crc = pt_crc32c(0, p->base[rg - p->lay.r], rg->size);
 		if (crc != c->checksums[i]->crc32c)
 			return send_error(
 				p, E(CHECKSUM), EBADMSG,
 				"region %u: CRC32C 0x%08x, source says 0x%08x",
 				rg->id, crc, c->checksums[i]->crc32c);
 	}
+	if (p->o->incoming &&
+	    (!p->state_total || p->state_got != p->state_total ||
+	     pt_crc32c(0, p->state, p->state_total) != p->state_crc))
+		return send_error(p, E(STATE), EBADMSG,
+				  "VMM state incomplete or corrupt: %" PRIu64
+				  " of %" PRIu64 " bytes",
+				  p->state_got, p->state_total);
 	p->complete = 1; /* persisted by the Ack that follows */
+	return PEER_DONE;
+}
+
+/* A chunk of the VMM's state: in order, consistent, only for a VM. */
+static int on_state(struct peer *p, const struct pt_msg *m)
+{
+	const Ptrack__V1__VmmState *st = m->u.state;
+
+	if (!p->o->incoming)
+		return send_error(p, E(STATE), EPROTO,
+				  "VMM state sent, but no incoming VM here");
+	if (!p->state) {
+		if (st->offset)
+			goto out_order;
+		p->state = malloc(st->total);
+		if (!p->state)
+			return send_error(p, E(INTERNAL), ENOMEM,
+					  "no memory for %" PRIu64
+					  " bytes of VMM state",
+					  st->total);
+		p->state_total = st->total;
+		p->state_crc = st->crc32c;
+	}
+	if (st->offset != p->state_got || st->total != p->state_total ||
+	    st->crc32c != p->state_crc)
+		goto out_order;
+	memcpy(p->state + st->offset, m->payload, st->length);
+	p->state_got += st->length;
+	return 0;
+out_order:
+	return send_error(p, E(STATE), EBADMSG,
+			  "VMM state chunk %" PRIu64 "+%" PRIu64 " of %" PRIu64
+			  " out of order (have %" PRIu64 " of %" PRIu64 ")",
+			  st->offset, st->length, st->total, p->state_got,
+			  p->state_total);
+}
+
+/*
+ * Memory verified and Complete acked: the incoming VMM loads the state,
+ * the resume is recorded, then the vCPUs run and the source hears
+ * Resumed. Recorded first: a peer that dies in between must answer
+ * "resumed" (the guest may run), never let the source resume a second
+ * copy. Any failure stops the incoming VM and tells the source, whose
+ * guest then resumes there.
+ */
+static int switchover(struct peer *p)
+{
+	struct pt_dirty_source *in = p->o->incoming;
+	int r = in->ops->load_state(in, p->state, p->state_total);
+
+	if (r) {
+		in->ops->stop(in);
+		return send_error(p, E(STATE), -r,
+				  "the incoming VMM refused the state: %s",
+				  strerror(-r));
+	}
+	p->resumed = 1;
+	r = persist(p);
+	if (r) {
+		p->resumed = 0;
+		in->ops->stop(in);
+		return send_error(p, E(RESUME_FAILED), -r,
+				  "cannot record the switchover: %s",
+				  strerror(-r));
+	}
+	r = in->ops->resume(in);
+	if (r) {
+		p->resumed = 0;
+		persist(p);
+		in->ops->stop(in);
+		return send_error(p, E(RESUME_FAILED), -r,
+				  "the incoming VMM cannot resume: %s",
+				  strerror(-r));
+	}
+	p->res->switched_over = 1;
+	/* The source hears it on this connection or, if that broke, when
+	 * it reconnects and resumes the session. */
+	send_resumed(p);
 	return PEER_DONE;
 }
 
@@ -536,6 +705,11 @@ static int on_stream(struct peer *p, const struct pt_msg *m)
 		break;
 	case T(ITERATION_DONE):
 		on_iter(p, m);
+		break;
+	case T(VMM_STATE):
+		r = on_state(p, m);
+		if (r < 0)
+			return r;
 		break;
 	case T(COMPLETE):
 		r = on_complete(p, m);
@@ -669,7 +843,7 @@ static int recv_inplace(struct peer *p, const struct pt_msg *m, uint32_t *crc)
 		if (pt_msg_page_is_zero(m, i))
 			continue;
 		idx = d->n_pages ? m->page_idx[i] : d->first_page + i;
-		dst = p->mem + p->off[ri] + idx * ps;
+		dst = p->base[ri] + idx * ps;
 		last = ip.n ? &ip.iov[ip.n - 1] : NULL;
 		if (last && (uint8_t *)last->iov_base + last->iov_len == dst) {
 			last->iov_len += ps;
@@ -771,6 +945,22 @@ static int is_conn_error(int r)
 	       r == -ETIMEDOUT;
 }
 
+/*
+ * After Resumed: the source hangs up once it read it. Until then the
+ * connection is kept; if it breaks instead, the source may not know and
+ * will ask again on a new connection (serve() accepts until idle_ms).
+ */
+static int linger(struct peer *p)
+{
+	uint8_t b[64];
+	ssize_t n;
+
+	do
+		n = read(p->fd, b, sizeof(b));
+	while (n > 0 || (n < 0 && errno == EINTR));
+	return n == 0 ? PEER_DONE : -ECONNRESET;
+}
+
 /* Serves one connection: PEER_DONE, a connection error or a failure. */
 static int serve_conn(struct peer *p)
 {
@@ -795,6 +985,10 @@ static int serve_conn(struct peer *p)
 		} else {
 			r = on_frame(p, &f);
 		}
+		if (r == PEER_DONE && p->o->incoming && !p->resumed)
+			r = switchover(p);
+		if (r == PEER_DONE && p->resumed)
+			return linger(p);
 		if (r)
 			return r;
 	}

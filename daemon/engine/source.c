@@ -51,7 +51,8 @@ enum rec_kind {
 	REC_PAGES,
 	REC_RANGE,
 	REC_ITER,
-	REC_COMPLETE
+	REC_COMPLETE,
+	REC_STATE
 };
 
 /* What it takes to rebuild one unacked frame. */
@@ -96,6 +97,13 @@ struct src {
 	uint32_t crc[PT_LAYOUT_MAX_REGIONS];
 	pthread_t crc_th;
 	int crc_state; /* 0: not started, 1: thread running, 2: done */
+
+	/* Switchover: both sides can hand the guest over (FEATURE_SWITCHOVER),
+	 * the VMM's state blob and whether the peer said Resumed. */
+	int switchover, resumed, peer_refused;
+	uint8_t *state;
+	size_t state_len;
+	uint32_t state_crc;
 
 	uint64_t round;
 	int paused;
@@ -349,6 +357,8 @@ static int build_hello(struct src *s, uint64_t seq, uint16_t flags,
 	h.features = PTRACK__V1__FEATURE__FEATURE_RLE_BITMAP |
 		     PTRACK__V1__FEATURE__FEATURE_ZERO_PAGES |
 		     PTRACK__V1__FEATURE__FEATURE_RESUME;
+	if (s->ds->ops->save_state && !s->o->copy_only)
+		h.features |= PTRACK__V1__FEATURE__FEATURE_SWITCHOVER;
 	h.session_id = s->res->session_id;
 	return pt_frame_build(&s->tx, T(HELLO), flags, seq, &h.base, NULL, 0,
 			      PT_FRAME_MAX_DEFAULT, e);
@@ -482,6 +492,26 @@ static int build_pages(struct src *s, const struct rec *c, uint64_t seq,
 			      p.n, PT_FRAME_MAX_DEFAULT, e);
 }
 
+/* One chunk of the VMM state blob, zero padded to 8 bytes. */
+static int build_state(struct src *s, const struct rec *c, uint64_t seq,
+		       uint16_t flags, struct pt_error *e)
+{
+	static const uint8_t zeros[8];
+	Ptrack__V1__VmmState m = PTRACK__V1__VMM_STATE__INIT;
+	struct iovec iov[2] = {
+		{ .iov_base = s->state + c->first, .iov_len = c->count },
+		{ .iov_base = (void *)zeros,
+		  .iov_len = pt_align8(c->count) - c->count },
+	};
+
+	m.offset = c->first;
+	m.length = c->count;
+	m.total = s->state_len;
+	m.crc32c = s->state_crc;
+	return pt_frame_build(&s->tx, T(VMM_STATE), flags, seq, &m.base, iov,
+			      iov[1].iov_len ? 2 : 1, PT_FRAME_MAX_DEFAULT, e);
+}
+
 /* Complete's checksums, over the paused guest. */
 static void *checksum_main(void *arg)
 {
@@ -564,6 +594,9 @@ static int xmit(struct src *s, uint64_t seq)
 				   &c->it.base, NULL, 0, PT_FRAME_MAX_DEFAULT,
 				   &e);
 		break;
+	case REC_STATE:
+		r = build_state(s, c, seq, flags, &e);
+		break;
 	default:
 		r = build_complete(s, seq, flags, &e);
 	}
@@ -626,14 +659,29 @@ static int read_peer(struct src *s, int want_hello)
 		if (want_hello &&
 		    m.u.hello->role == PTRACK__V1__ROLE__ROLE_PEER) {
 			s->acked = 1;
+			s->switchover =
+				s->ds->ops->save_state && !s->o->copy_only &&
+				(m.u.hello->features &
+				 PTRACK__V1__FEATURE__FEATURE_SWITCHOVER);
 			break;
 		}
 		pt_error_set(&e, E(SESSION), EPROTO, "unexpected Hello");
 		r = protocol_error(s, &e);
 		break;
 	case T(ERROR):
+		s->peer_refused = 1;
 		r = fail(s, m.u.error->code, ECONNABORTED, "peer: %s: %s",
 			 pt_error_name(m.u.error->code), m.u.error->text);
+		break;
+	case T(RESUMED):
+		if (s->switchover && s->complete_seq &&
+		    s->acked >= s->complete_seq &&
+		    m.u.resumed->session_id == s->res->session_id) {
+			s->resumed = 1;
+			break;
+		}
+		pt_error_set(&e, E(SESSION), EPROTO, "unexpected Resumed");
+		r = protocol_error(s, &e);
 		break;
 	default:
 		pt_error_set(&e, E(SESSION), EPROTO,
@@ -763,8 +811,10 @@ static int recover(struct src *s, int why)
 	uint64_t deadline = now_ns() + s->o->reconnect_ms * 1000000ull;
 	int r;
 
-	/* The peer hangs up once it acked Complete: nothing to resume. */
-	if (s->complete_seq && s->acked >= s->complete_seq)
+	/* The peer hangs up once it acked Complete: nothing to resume,
+	 * unless the switchover's outcome is still to be learnt. */
+	if (s->complete_seq && s->acked >= s->complete_seq &&
+	    (!s->switchover || s->resumed))
 		return 0;
 	/* The peer may have said why it hung up. */
 	if (s->fd >= 0) {
@@ -1070,18 +1120,115 @@ static int iterate(struct src *s, int *done, uint64_t *t_pause)
 	return r;
 }
 
+/* The paused VMM's state, streamed in chunks before Complete. */
+static int send_state(struct src *s)
+{
+	struct rec c = { .kind = REC_STATE };
+	void *blob;
+	size_t len;
+	int r = s->ds->ops->save_state(s->ds, &blob, &len);
+
+	if (r)
+		return fail(s, E(STATE), -r,
+			    "the VMM cannot save its state: %s", strerror(-r));
+	if (!len || len > PT_STATE_MAX) {
+		free(blob);
+		return fail(s, E(STATE), EMSGSIZE,
+			    "VMM state of %zu bytes, 1 to %u allowed", len,
+			    PT_STATE_MAX);
+	}
+	s->state = blob;
+	s->state_len = len;
+	s->state_crc = pt_crc32c(0, blob, len);
+	s->res->state_bytes = len;
+	for (c.first = 0; c.first < len; c.first += c.count) {
+		c.count = len - c.first < PT_STATE_CHUNK_MAX
+				  ? len - c.first
+				  : PT_STATE_CHUNK_MAX;
+		r = emit(s, &c);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/*
+ * After Complete was acked: the peer loads the state and resumes the
+ * guest, then says Resumed, or an Error why not. A lost link is recovered
+ * (the peer answers a Resume with Resumed if its guest runs); if the
+ * outcome cannot be learnt in time, nobody may resume: outcome_unknown.
+ */
+/*
+ * A failure @r once Complete was sent: only the peer's own refusal (bad
+ * memory or state, a VMM that could not resume) gives the guest back to
+ * the source. Anything else (a lost link, a peer that restarted and lost
+ * the session) leaves open whether the peer resumed it.
+ */
+static int settle_failure(struct src *s, int r)
+{
+	char why[sizeof(s->res->err)];
+	int code = s->res->code;
+
+	if (s->peer_refused && (code == E(STATE) || code == E(RESUME_FAILED) ||
+				code == E(CHECKSUM) || code == E(NO_INCOMING)))
+		return r;
+	snprintf(why, sizeof(why), "%s",
+		 s->res->err[0] ? s->res->err : "no answer");
+	s->res->err[0] = 0;
+	s->res->outcome_unknown = 1;
+	return fail(s, E(INTERNAL), ETIMEDOUT,
+		    "switchover outcome unknown: Complete went to %s, then %s, "
+		    "and neither Resumed nor a refusal came within %" PRIu64
+		    " ms: the guest stays paused here",
+		    s->o->to, why, s->o->switchover_ms);
+}
+
+static int wait_resumed(struct src *s)
+{
+	uint64_t deadline = now_ns() + s->o->switchover_ms * 1000000ull;
+	int r = -ETIMEDOUT;
+
+	while (!s->resumed && now_ns() < deadline) {
+		r = poll_in(s->fd, 200);
+		if (r > 0)
+			r = read_peer(s, 0);
+		if (r < 0 && is_conn_error(r))
+			r = recover(s, r);
+		if (r < 0)
+			break;
+	}
+	if (s->resumed)
+		return 0;
+	return settle_failure(s, r < 0 ? r : -ETIMEDOUT);
+}
+
 static int complete(struct src *s)
 {
 	struct rec c = { .kind = REC_COMPLETE };
 	uint64_t t0 = now_ns();
 	int r;
 
+	if (s->switchover) {
+		r = send_state(s);
+		if (r)
+			return r;
+	}
 	s->complete_seq = s->next_seq;
 	r = emit(s, &c);
 
 	if (!r)
 		r = wait_acked(s, 0);
 	s->res->complete_ms = (now_ns() - t0) / 1000000;
+	if (r && s->switchover)
+		return settle_failure(s, r);
+	if (!r && s->switchover) {
+		/* The peer acked Complete: from now on only its answer, or
+		 * none at all, decides where the guest runs. */
+		t0 = now_ns();
+		r = wait_resumed(s);
+		s->res->resume_ms = (now_ns() - t0) / 1000000;
+		s->res->switched_over = !r;
+	}
 	return r;
 }
 
@@ -1213,6 +1360,7 @@ static void teardown(struct src *s)
 	free(s->recs);
 	free(s->stage);
 	free(s->ringbuf);
+	free(s->state);
 	pt_bitmap_enc_release(&s->enc);
 	pt_txframe_release(&s->tx);
 }
@@ -1233,6 +1381,8 @@ static void defaults(struct pt_source_opts *o)
 		o->io_timeout_ms = PT_IO_TIMEOUT_MS_DEFAULT;
 	if (!o->reconnect_ms)
 		o->reconnect_ms = PT_RECONNECT_MS_DEFAULT;
+	if (!o->switchover_ms)
+		o->switchover_ms = PT_SWITCHOVER_MS_DEFAULT;
 }
 
 static int run(struct src *s)
@@ -1288,8 +1438,10 @@ int pt_migrate(struct pt_dirty_source *ds, const struct pt_source_opts *opts,
 		r = run(&s);
 	if (r) {
 		send_error(&s, res->code ? res->code : E(INTERNAL), res->err);
-		/* Whatever went wrong, the guest keeps running here. */
-		if (s.paused && (r2 = ds->ops->resume(ds))) {
+		/* Whatever went wrong, the guest keeps running here, unless
+		 * it may already run on the peer. */
+		if (s.paused && !res->outcome_unknown &&
+		    (r2 = ds->ops->resume(ds))) {
 			size_t n = strlen(res->err);
 
 			snprintf(res->err + n, sizeof(res->err) - n,

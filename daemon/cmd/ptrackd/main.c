@@ -8,11 +8,13 @@
  *           [--bandwidth BYTES/s] [--max-rounds N] [--dump-memory PATH]
  *           [--tcp-congestion NAME]
  *
- * Exit status: 0 on success, 1 when the migration failed, 2 on usage errors.
+ * Exit status: 0 on success, 1 when the migration failed, 2 on usage errors,
+ * 4 when a switchover's outcome is unknown (the guest stays paused).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,23 +25,73 @@
 #include "engine/migrate.h"
 #include "serve.h"
 #include "source.h"
+#include "source/vmm_push.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ptrackd serve [OPTIONS]   the service (see ptrackd serve --help)\n"
-		"       ptrackd peer --listen HOST:PORT [--mem-file PATH] [--state-dir DIR]\n"
-		"                    [--idle-ms N] [--quiet]\n"
+		"       ptrackd peer --listen HOST:PORT (--vmm-socket PATH | --mem-file PATH)\n"
+		"                    [--state-dir DIR] [--idle-ms N] [--quiet]\n"
 		"       ptrackd source --vmm-socket PATH --to HOST:PORT [--downtime-ms N]\n"
 		"                    [--bandwidth BYTES/s] [--max-rounds N] [--time-limit-ms N]\n"
 		"                    [--dump-memory PATH] [--tcp-congestion NAME] [--quiet]\n"
-		"peer: receive one migration into PATH (default: a memfd); with a state\n"
-		"dir the session survives a restart of the peer.\n"
+		"                    [--reconnect-ms N] [--switchover-ms N] [--copy-only]\n"
+		"peer: receive one migration. With --vmm-socket, an incoming VMM (libptrack,\n"
+		"e.g. ptrack-vmm --incoming) registers there first; the pages go into its\n"
+		"memory and the guest resumes in it (switchover). With --mem-file, only the\n"
+		"memory is copied into PATH; with a state dir that survives a restart.\n"
 		"source: accept one VM registration on the unix socket PATH (libptrack)\n"
 		"and migrate it; --dump-memory writes the paused guest's memory (regions\n"
 		"in guest-physical order, as the peer stores them) after success;\n"
 		"--tcp-congestion sets the stream's TCP congestion control (e.g. cubic\n"
-		"where BBR runs without the fq qdisc and paces with timers).\n");
+		"where BBR runs without the fq qdisc and paces with timers).\n"
+		"When the VMM can save its state and the peer has an incoming VM, the\n"
+		"guest switches over: it is stopped here only once the peer says it\n"
+		"resumed; --switchover-ms bounds that wait (if the outcome stays unknown\n"
+		"the guest stays paused and the exit status is 4); --copy-only copies\n"
+		"the memory without handing the guest over.\n");
+}
+
+/* The incoming VM the session must be for: the first to register. */
+static int accept_incoming(const char *path, int timeout_ms,
+			   struct pt_dirty_source **out)
+{
+	struct pollfd p = { .events = POLLIN };
+	int r;
+
+	*out = NULL;
+	p.fd = pt_vmm_listen(path);
+	if (p.fd < 0)
+		return p.fd;
+	printf("waiting for an incoming VMM on %s\n", path);
+	r = poll(&p, 1, timeout_ms);
+	if (r == 1)
+		r = pt_vmm_accept(p.fd, out);
+	else
+		r = r ? -errno : -ETIMEDOUT;
+	close(p.fd);
+	unlink(path);
+	if (!r && *out && !(*out)->incoming) {
+		(*out)->ops->release(*out);
+		*out = NULL;
+		r = -EINVAL;
+	}
+	return r;
+}
+
+static void peer_report(const struct pt_peer_result *res)
+{
+	printf("ptrackd peer: session %016" PRIx64 " complete%s: %" PRIu64
+	       " frames, %" PRIu64 " pages (%" PRIu64 " zero), %" PRIu64
+	       " rounds, %" PRIu64 " duplicates, %" PRIu64
+	       " stale, checksums match\n",
+	       res->session_id, res->resumed ? " (resumed from state)" : "",
+	       res->frames, res->pages, res->zero_pages, res->rounds,
+	       res->duplicates, res->stale_pages);
+	if (res->switched_over)
+		printf("ptrackd peer: switchover done: the guest runs in the "
+		       "incoming VMM\n");
 }
 
 static int run_peer(int argc, char **argv)
@@ -47,6 +99,7 @@ static int run_peer(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "mem-file", required_argument, NULL, 'm' },
+		{ "vmm-socket", required_argument, NULL, 'v' },
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "idle-ms", required_argument, NULL, 'i' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -55,15 +108,19 @@ static int run_peer(int argc, char **argv)
 	};
 	struct pt_peer_opts o = { .lfd = -1 };
 	struct pt_peer_result res;
+	const char *vmm_socket = NULL;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "l:m:s:i:qh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:m:v:s:i:qh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			o.listen = optarg;
 			break;
 		case 'm':
 			o.mem_path = optarg;
+			break;
+		case 'v':
+			vmm_socket = optarg;
 			break;
 		case 's':
 			o.state_dir = optarg;
@@ -82,24 +139,47 @@ static int run_peer(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!o.listen) {
+	/* Memory that nobody will ever run or read is not a migration. */
+	if (!o.listen || !vmm_socket == !o.mem_path) {
 		usage(stderr);
 		return 2;
+	}
+	if (vmm_socket) {
+		/* Listen first: a source may connect while the VMM starts. */
+		o.lfd = pt_tcp_listen(o.listen);
+		if (o.lfd < 0) {
+			fprintf(stderr,
+				"ptrackd peer: cannot listen on %s: %s\n",
+				o.listen, strerror(-o.lfd));
+			return 1;
+		}
+		r = accept_incoming(vmm_socket, 60000, &o.incoming);
+		if (r || !o.incoming) {
+			fprintf(stderr,
+				"ptrackd peer: no incoming VM registered on %s: %s\n",
+				vmm_socket, strerror(-r));
+			close(o.lfd);
+			return 1;
+		}
+		printf("incoming VM '%s' registered: %u vCPUs, %zu regions\n",
+		       o.incoming->name, o.incoming->vcpus,
+		       o.incoming->nregions);
 	}
 	r = pt_peer_run(&o, &res);
 	if (r) {
 		fprintf(stderr, "ptrackd peer: failed: %s (%s)\n", res.err,
 			pt_error_name(res.code));
-		return 1;
+		/* Never resumed here: the incoming guest is discarded. */
+		if (o.incoming && !res.switched_over)
+			o.incoming->ops->stop(o.incoming);
+	} else {
+		peer_report(&res);
 	}
-	printf("ptrackd peer: session %016" PRIx64 " complete%s: %" PRIu64
-	       " frames, %" PRIu64 " pages (%" PRIu64 " zero), %" PRIu64
-	       " rounds, %" PRIu64 " duplicates, %" PRIu64
-	       " stale, checksums match\n",
-	       res.session_id, res.resumed ? " (resumed from state)" : "",
-	       res.frames, res.pages, res.zero_pages, res.rounds,
-	       res.duplicates, res.stale_pages);
-	return 0;
+	if (o.incoming)
+		o.incoming->ops->release(o.incoming);
+	if (o.lfd >= 0)
+		close(o.lfd);
+	return r ? 1 : 0;
 }
 
 int main(int argc, char **argv)

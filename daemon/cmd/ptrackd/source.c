@@ -49,13 +49,16 @@ static int parse(struct src_cli *c, int argc, char **argv)
 		{ "time-limit-ms", required_argument, NULL, 'T' },
 		{ "dump-memory", required_argument, NULL, 'D' },
 		{ "tcp-congestion", required_argument, NULL, 'C' },
+		{ "reconnect-ms", required_argument, NULL, 'R' },
+		{ "switchover-ms", required_argument, NULL, 'S' },
+		{ "copy-only", no_argument, NULL, 'O' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "v:t:d:b:r:T:D:C:q", lo, NULL)) !=
-	       -1) {
+	while ((opt = getopt_long(argc, argv, "v:t:d:b:r:T:D:C:R:S:Oq", lo,
+				  NULL)) != -1) {
 		switch (opt) {
 		case 'v':
 			c->vmm_socket = optarg;
@@ -81,6 +84,15 @@ static int parse(struct src_cli *c, int argc, char **argv)
 			break;
 		case 'C':
 			c->o.tcp_congestion = optarg;
+			break;
+		case 'R':
+			c->o.reconnect_ms = strtoull(optarg, NULL, 0);
+			break;
+		case 'S':
+			c->o.switchover_ms = strtoull(optarg, NULL, 0);
+			break;
+		case 'O':
+			c->o.copy_only = 1;
 			break;
 		case 'q':
 			c->quiet = 1;
@@ -131,6 +143,15 @@ static int migrate(struct src_cli *c, struct pt_dirty_source *s)
 	struct pt_source_result res;
 	int r = pt_migrate(s, &c->o, &res);
 
+	if (r && res.outcome_unknown) {
+		fprintf(stderr,
+			"ptrackd source: %s. Ask the destination whether its "
+			"guest runs (its ptrackd peer printed \"switchover done\" "
+			"and its VMM \"guest resumed\"); the source VMM says "
+			"how to resume or end the paused guest.\n",
+			res.err);
+		return 4;
+	}
 	if (r) {
 		fprintf(stderr,
 			"ptrackd source: migration failed: %s (%s); the guest keeps running\n",
@@ -144,9 +165,20 @@ static int migrate(struct src_cli *c, struct pt_dirty_source *s)
 	       (double)res.bytes / 1e6, res.pages_sent, res.zero_pages,
 	       res.reconnects);
 	printf("downtime: %" PRIu64 " ms pause and final harvest, %" PRIu64
-	       " ms final round, %" PRIu64 " ms checksums and Complete\n",
-	       res.pause_ms, res.downtime_ms - res.pause_ms - res.complete_ms,
-	       res.complete_ms);
+	       " ms final round, %" PRIu64 " ms %schecksums and Complete",
+	       res.pause_ms,
+	       res.downtime_ms - res.pause_ms - res.complete_ms - res.resume_ms,
+	       res.complete_ms, res.switched_over ? "VMM state, " : "");
+	if (res.switched_over)
+		printf(", %" PRIu64 " ms until the destination resumed",
+		       res.resume_ms);
+	printf("\n");
+	if (res.switched_over)
+		printf("switchover: the guest runs on %s (%" PRIu64
+		       " bytes of VMM state); stopping it here\n",
+		       c->o.to, res.state_bytes);
+	else
+		printf("memory copied only: the peer has no incoming VM\n");
 	if (c->dump) {
 		r = dump_memory(s, c->dump);
 		if (r) {
@@ -259,9 +291,9 @@ int ptrackd_source(int argc, char **argv)
 		       ? "ring"
 		       : "bitmap");
 	r = migrate(&c, s);
-	if (r)
+	if (r == 1)
 		check_running(s);
-	else
+	else if (!r)
 		s->ops->stop(s);
 	s->ops->release(s);
 	return r;
