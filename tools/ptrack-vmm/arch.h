@@ -19,4 +19,16 @@ int vmm_arch_init_vcpu(struct vmm_vcpu *v);
 /* True when @run's exit is the guest's batch doorbell. */
 bool vmm_arch_is_batch_exit(const struct kvm_run *run);
 
+/*
+ * Migration: everything of a paused vCPU's state the guest depends on,
+ * as a self-contained record of vmm_arch_vcpu_state_size() bytes written
+ * to @buf, and its restore on a vCPU of an incoming VM. The vCPU must be
+ * out of KVM_RUN with no pending I/O (vmm_vcpu_settle()).
+ */
+size_t vmm_arch_vcpu_state_size(void);
+int vmm_arch_save_vcpu(struct vmm_vcpu *v, void *buf);
+int vmm_arch_load_vcpu(struct vmm_vcpu *v, const void *buf);
+/* The guest's per-vCPU store sequence number (guest_<arch>.c). */
+int vmm_arch_guest_seq(struct vmm_vcpu *v, uint64_t *seq);
+
 #endif

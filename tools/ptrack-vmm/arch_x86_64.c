@@ -97,3 +97,156 @@ bool vmm_arch_is_batch_exit(const struct kvm_run *run)
 	return run->exit_reason == KVM_EXIT_IO &&
 	       run->io.port == VMM_PORT_BATCH;
 }
+
+/* --- migration state ------------------------------------------------------ */
+
+#define X86_STATE_MAGIC 0x53383678u /* "x86S" */
+#define X86_F_XSAVE 1u
+#define X86_F_XCRS 2u
+
+/*
+ * The MSRs a long-mode guest may depend on beyond what KVM_GET_SREGS
+ * holds (EFER, CR*, segment bases but not KERNEL_GS_BASE). Those the host
+ * does not have are skipped at save and so never set at load.
+ */
+static const uint32_t x86_msrs[] = {
+	0x00000010, /* TSC: the guest's clock runs on from its value */
+	0x00000174, /* SYSENTER_CS */
+	0x00000175, /* SYSENTER_ESP */
+	0x00000176, /* SYSENTER_EIP */
+	0x00000277, /* PAT */
+	0xc0000081, /* STAR */
+	0xc0000082, /* LSTAR */
+	0xc0000083, /* CSTAR */
+	0xc0000084, /* FMASK */
+	0xc0000102, /* KERNEL_GS_BASE */
+	0xc0000103, /* TSC_AUX */
+};
+#define X86_NMSRS (sizeof(x86_msrs) / sizeof(x86_msrs[0]))
+
+struct x86_msr {
+	uint32_t index, pad;
+	uint64_t data;
+};
+
+/* No LAPIC, PIT or PIC: this VM has no in-kernel irqchip. */
+struct x86_vcpu_state {
+	uint32_t magic;
+	uint32_t flags; /* X86_F_* */
+	uint32_t nmsrs;
+	uint32_t pad;
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_fpu fpu;
+	uint8_t xsave[4096]; /* struct kvm_xsave without its extra[] */
+	struct kvm_xcrs xcrs;
+	struct kvm_vcpu_events events;
+	struct kvm_debugregs dregs;
+	struct x86_msr msrs[X86_NMSRS];
+};
+
+size_t vmm_arch_vcpu_state_size(void)
+{
+	return sizeof(struct x86_vcpu_state);
+}
+
+static int has_cap(struct vmm *vm, long cap)
+{
+	return ioctl(vm->kvm, KVM_CHECK_EXTENSION, cap) > 0;
+}
+
+/* One MSR at a time: KVM_GET_MSRS stops at the first it lacks. */
+static int msr_io(int fd, unsigned long req, struct x86_msr *m)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e;
+	} b;
+	int r;
+
+	memset(&b, 0, sizeof(b));
+	b.h.nmsrs = 1;
+	b.e.index = m->index;
+	b.e.data = m->data;
+	r = ioctl(fd, req, &b);
+	if (r < 0)
+		return -errno;
+	m->data = b.e.data;
+	return r == 1 ? 0 : -ENOENT;
+}
+
+int vmm_arch_save_vcpu(struct vmm_vcpu *v, void *buf)
+{
+	struct x86_vcpu_state *s = buf;
+	size_t i;
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	s->magic = X86_STATE_MAGIC;
+	ret = xioctl(v->fd, KVM_GET_REGS, &s->regs);
+	if (!ret)
+		ret = xioctl(v->fd, KVM_GET_SREGS, &s->sregs);
+	if (!ret)
+		ret = xioctl(v->fd, KVM_GET_FPU, &s->fpu);
+	if (!ret && has_cap(v->vm, KVM_CAP_XSAVE) &&
+	    (!has_cap(v->vm, KVM_CAP_XSAVE2) ||
+	     ioctl(v->vm->vmfd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2) <= 4096)) {
+		ret = xioctl(v->fd, KVM_GET_XSAVE, s->xsave);
+		s->flags |= X86_F_XSAVE;
+	}
+	if (!ret && has_cap(v->vm, KVM_CAP_XCRS)) {
+		ret = xioctl(v->fd, KVM_GET_XCRS, &s->xcrs);
+		s->flags |= X86_F_XCRS;
+	}
+	if (!ret)
+		ret = xioctl(v->fd, KVM_GET_VCPU_EVENTS, &s->events);
+	if (!ret)
+		ret = xioctl(v->fd, KVM_GET_DEBUGREGS, &s->dregs);
+	for (i = 0; !ret && i < X86_NMSRS; i++) {
+		struct x86_msr m = { .index = x86_msrs[i] };
+
+		if (!msr_io(v->fd, KVM_GET_MSRS, &m))
+			s->msrs[s->nmsrs++] = m;
+	}
+	return ret;
+}
+
+int vmm_arch_load_vcpu(struct vmm_vcpu *v, const void *buf)
+{
+	const struct x86_vcpu_state *s = buf;
+	struct kvm_vcpu_events ev;
+	uint32_t i;
+	int ret;
+
+	if (s->magic != X86_STATE_MAGIC || s->nmsrs > X86_NMSRS ||
+	    s->flags & ~(X86_F_XSAVE | X86_F_XCRS))
+		return -EINVAL;
+	if ((s->flags & X86_F_XSAVE) && !has_cap(v->vm, KVM_CAP_XSAVE))
+		return -EOPNOTSUPP;
+	/* Modes first: the registers are interpreted in them. */
+	ret = xioctl(v->fd, KVM_SET_SREGS, (void *)&s->sregs);
+	if (!ret)
+		ret = xioctl(v->fd, KVM_SET_REGS, (void *)&s->regs);
+	if (!ret)
+		ret = xioctl(v->fd, KVM_SET_FPU, (void *)&s->fpu);
+	if (!ret && (s->flags & X86_F_XSAVE))
+		ret = xioctl(v->fd, KVM_SET_XSAVE, (void *)s->xsave);
+	if (!ret && (s->flags & X86_F_XCRS))
+		ret = xioctl(v->fd, KVM_SET_XCRS, (void *)&s->xcrs);
+	for (i = 0; !ret && i < s->nmsrs; i++) {
+		struct x86_msr m = s->msrs[i];
+
+		ret = msr_io(v->fd, KVM_SET_MSRS, &m);
+	}
+	if (!ret) {
+		ev = s->events;
+		ev.flags &= KVM_VCPUEVENT_VALID_NMI_PENDING |
+			    KVM_VCPUEVENT_VALID_SIPI_VECTOR |
+			    KVM_VCPUEVENT_VALID_SHADOW |
+			    KVM_VCPUEVENT_VALID_SMM;
+		ret = xioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev);
+	}
+	if (!ret)
+		ret = xioctl(v->fd, KVM_SET_DEBUGREGS, (void *)&s->dregs);
+	return ret;
+}

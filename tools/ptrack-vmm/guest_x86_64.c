@@ -101,3 +101,18 @@ __asm__(".pushsection .rodata\n"
 	"vmm_guest_end:\n"
 	".att_syntax prefix\n"
 	".popsection\n");
+
+#include <errno.h>
+#include <sys/ioctl.h>
+
+#include "arch.h"
+
+int vmm_arch_guest_seq(struct vmm_vcpu *v, uint64_t *seq)
+{
+	struct kvm_regs r;
+
+	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0)
+		return -errno;
+	*seq = r.r15; /* see the register list above */
+	return 0;
+}

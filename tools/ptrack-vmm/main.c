@@ -26,6 +26,9 @@ struct cli {
 	int inject_drop_round; /* test hook, 0: off */
 	const char *ptrackd;
 	const char *name;
+	bool incoming, verify_memory;
+	const char *inject;
+	unsigned int run_ms;
 };
 
 static void usage(FILE *f, const char *argv0)
@@ -55,6 +58,15 @@ static void usage(FILE *f, const char *argv0)
 		"ptrackd mode:\n"
 		"  -P, --ptrackd SOCKET    register with ptrackd and serve its requests\n"
 		"      --name NAME         VM name (default ptrack-vmm)\n"
+		"      --incoming          be the destination of a migration: register,\n"
+		"                          receive memory and state, resume the guest\n"
+		"      --run-ms MS         incoming: run MS after resuming, then check that\n"
+		"                          no page went back in time and exit (default 0:\n"
+		"                          until SIGINT/SIGTERM)\n"
+		"      --verify-memory     hash guest memory at the switchover (source) and\n"
+		"                          check it before resuming (destination)\n"
+		"      --inject-switchover F  test hook: corrupt-state (source), die-in-load,\n"
+		"                          slow-load (destination: 3 s in load_state)\n"
 		"  -h, --help              this text\n"
 		"\n"
 		"Exit status: 0 on success, 1 when the check found missed pages,\n"
@@ -113,6 +125,10 @@ enum {
 	OPT_JSON,
 	OPT_INJECT,
 	OPT_NAME,
+	OPT_INCOMING,
+	OPT_RUN_MS,
+	OPT_VERIFY,
+	OPT_INJECT_SW,
 };
 
 static const struct option longopts[] = {
@@ -131,6 +147,10 @@ static const struct option longopts[] = {
 	{ "inject-drop", required_argument, NULL, OPT_INJECT },
 	{ "ptrackd", required_argument, NULL, 'P' },
 	{ "name", required_argument, NULL, OPT_NAME },
+	{ "incoming", no_argument, NULL, OPT_INCOMING },
+	{ "run-ms", required_argument, NULL, OPT_RUN_MS },
+	{ "verify-memory", no_argument, NULL, OPT_VERIFY },
+	{ "inject-switchover", required_argument, NULL, OPT_INJECT_SW },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -175,6 +195,15 @@ static int parse_opt(struct cli *c, int opt, const char *arg)
 	case OPT_NO_CHECK:
 		c->no_check = true;
 		return 0;
+	case OPT_INCOMING:
+		c->incoming = true;
+		return 0;
+	case OPT_VERIFY:
+		c->verify_memory = true;
+		return 0;
+	case OPT_INJECT_SW:
+		c->inject = arg;
+		return 0;
 	default:
 		break;
 	}
@@ -205,6 +234,9 @@ static int parse_opt(struct cli *c, int opt, const char *arg)
 		break;
 	case OPT_INJECT:
 		c->inject_drop_round = v;
+		break;
+	case OPT_RUN_MS:
+		c->run_ms = v;
 		break;
 	default:
 		return -EINVAL;
@@ -462,9 +494,21 @@ int main(int argc, char **argv)
 		vmm_destroy(&vm);
 		return 3;
 	}
-	if (c.ptrackd)
-		ret = vmm_serve_ptrackd(&vm, c.ptrackd, c.name);
-	else
+	if (c.incoming && !c.ptrackd) {
+		fprintf(stderr, "ptrack-vmm: --incoming needs --ptrackd\n");
+		vmm_destroy(&vm);
+		return 2;
+	}
+	if (c.ptrackd) {
+		struct vmm_serve_opts so = { .path = c.ptrackd,
+					     .name = c.name,
+					     .incoming = c.incoming,
+					     .verify_memory = c.verify_memory,
+					     .run_ms = c.run_ms,
+					     .inject = c.inject };
+
+		ret = vmm_serve_ptrackd(&vm, &so);
+	} else
 		ret = standalone(&c, &vm);
 	vmm_destroy(&vm);
 	if (ret < 0) {

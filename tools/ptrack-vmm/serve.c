@@ -7,16 +7,22 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "ptrack/libptrack.h"
+#include "state.h"
 
 struct serve {
 	struct vmm *vm;
+	const struct vmm_serve_opts *so;
 	struct vmm_harvest h;
 	uint64_t harvests, pages;
+	bool started, resumed, saved, stopped;
+	struct vmm_switch sw;
 };
 
 static int on_start(struct ptl_client *c, void *opaque)
@@ -67,8 +73,19 @@ static int on_pause(struct ptl_client *c, void *opaque)
 
 static int on_resume(struct ptl_client *c, void *opaque)
 {
+	struct serve *s = opaque;
+	int ret;
+
 	(void)c;
-	return vmm_resume(((struct serve *)opaque)->vm);
+	s->saved = false; /* the guest is ours again */
+	if (s->started)
+		return vmm_resume(s->vm);
+	/* Incoming: the vCPUs start from the loaded state. */
+	if (!s->sw.loaded)
+		return -EINVAL;
+	ret = vmm_start(s->vm);
+	s->started = s->resumed = !ret;
+	return ret;
 }
 
 static int on_stop(struct ptl_client *c, void *opaque)
@@ -77,7 +94,48 @@ static int on_stop(struct ptl_client *c, void *opaque)
 
 	(void)c;
 	vmm_stop(s->vm);
+	s->stopped = true;
 	return s->vm->error;
+}
+
+static bool inject(const struct serve *s, const char *fault)
+{
+	return s->so->inject && !strcmp(s->so->inject, fault);
+}
+
+static int on_save_state(struct ptl_client *c, void *opaque, void **blob,
+			 size_t *len)
+{
+	struct serve *s = opaque;
+	int ret;
+
+	(void)c;
+	ret = vmm_save_state(s->vm, s->so->verify_memory, blob, len);
+	s->saved = !ret;
+	if (!ret && inject(s, "corrupt-state"))
+		((uint8_t *)*blob)[0] ^= 0xff;
+	return ret;
+}
+
+static int on_load_state(struct ptl_client *c, void *opaque, const void *blob,
+			 size_t len)
+{
+	struct serve *s = opaque;
+	const char *why = "";
+	int ret;
+
+	(void)c;
+	if (!s->so->incoming || s->started)
+		return -EBUSY;
+	if (inject(s, "die-in-load"))
+		_exit(9);
+	if (inject(s, "slow-load"))
+		sleep(3);
+	ret = vmm_load_state(s->vm, blob, len, &s->sw, &why);
+	if (ret)
+		fprintf(stderr, "ptrack-vmm: state refused: %s: %s\n", why,
+			strerror(-ret));
+	return ret;
 }
 
 static const struct ptl_ops serve_ops = {
@@ -86,11 +144,93 @@ static const struct ptl_ops serve_ops = {
 	.pause = on_pause,
 	.resume = on_resume,
 	.stop = on_stop,
+	.save_state = on_save_state,
+	.load_state = on_load_state,
 };
 
-int vmm_serve_ptrackd(struct vmm *vm, const char *path, const char *name)
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
 {
-	struct serve s = { .vm = vm };
+	got_signal = sig;
+}
+
+/* Waits @ms (0: for ever) or until one of @sigs (0-terminated) arrives,
+ * caught instead of their default action; returns it or 0. */
+static int wait_signal(const int *sigs, unsigned int ms)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct timespec ts = { 0, 10000000L };
+	unsigned int waited = 0;
+
+	sigemptyset(&sa.sa_mask);
+	for (; *sigs; sigs++)
+		sigaction(*sigs, &sa, NULL);
+	while (!got_signal && (!ms || waited < ms)) {
+		nanosleep(&ts, NULL);
+		waited += 10;
+	}
+	return got_signal;
+}
+
+/*
+ * The guest runs here after the switchover: for the time asked, then it
+ * is paused and checked against the state it arrived with.
+ */
+static int run_incoming(struct serve *s)
+{
+	struct vmm_switch *sw = &s->sw;
+	int ret;
+
+	wait_signal((const int[]){ SIGINT, SIGTERM, 0 }, s->so->run_ms);
+	ret = vmm_pause(s->vm);
+	if (!ret)
+		ret = vmm_switch_check(s->vm, sw);
+	if (ret)
+		return ret;
+	printf("ptrack-vmm: guest resumed on the destination: %s, "
+	       "guest-visible downtime %.1f ms, %" PRIu64
+	       " stores made on the destination, %s, %" PRIu64
+	       " pages back in time (%" PRIu64 " rewritten here)\n",
+	       sw->hashed ? "memory identical" : "memory not hashed",
+	       (double)(sw->first_entry_ns - sw->last_exit_ns) / 1e6,
+	       sw->stores,
+	       sw->seq_backwards ? "SEQUENCE COUNTERS WENT BACK"
+				 : "sequence counters continued",
+	       sw->back_in_time, sw->rewritten);
+	fflush(stdout);
+	return sw->back_in_time || sw->seq_backwards ? 1 : 0;
+}
+
+/*
+ * ptrackd went away after taking the state and before saying stop or
+ * resume: the guest may already run on the destination. It stays paused
+ * until the operator, who can ask the destination, decides.
+ */
+static int settle_unknown(struct serve *s)
+{
+	int sig;
+
+	printf("ptrack-vmm: ptrackd went away during the switchover: the "
+	       "guest stays PAUSED; if it does not run on the destination, "
+	       "resume it here with kill -USR2 %d, else end it with kill %d\n",
+	       (int)getpid(), (int)getpid());
+	fflush(stdout);
+	sig = wait_signal((const int[]){ SIGUSR2, 0 }, 0);
+	if (sig != SIGUSR2)
+		return 0;
+	printf("ptrack-vmm: resuming the guest here\n");
+	fflush(stdout);
+	got_signal = 0;
+	vmm_resume(s->vm);
+	wait_signal((const int[]){ SIGINT, SIGTERM, 0 }, 0);
+	return 0;
+}
+
+int vmm_serve_ptrackd(struct vmm *vm, const struct vmm_serve_opts *so)
+{
+	struct serve s = { .vm = vm, .so = so };
+	const char *path = so->path, *name = so->name;
 	struct ptl_region r = {
 		.id = 0,
 		.page_size = VMM_PAGE,
@@ -106,6 +246,7 @@ int vmm_serve_ptrackd(struct vmm *vm, const char *path, const char *name)
 						      : PTL_DIRTY_BITMAP,
 		.regions = &r,
 		.nregions = 1,
+		.incoming = so->incoming,
 	};
 	struct ptl_client *c;
 	int ret;
@@ -122,21 +263,40 @@ int vmm_serve_ptrackd(struct vmm *vm, const char *path, const char *name)
 			path, strerror(-ret));
 		goto out_harvest;
 	}
-	ret = vmm_start(vm);
-	if (ret)
-		goto out_close;
-	printf("ptrack-vmm: registered '%s' with %s\n", name, path);
+	if (!so->incoming) {
+		ret = vmm_start(vm);
+		if (ret)
+			goto out_close;
+		s.started = true;
+	}
+	printf("ptrack-vmm: registered '%s' with %s%s\n", name, path,
+	       so->incoming ? " as an incoming VM, waiting for its state" : "");
 	fflush(stdout);
-	ret = ptl_run(c);
+	do
+		ret = ptl_dispatch(c);
+	while (ret == 0 && !s.resumed);
+	if (ret == 1)
+		ret = 0;
+	if (s.resumed)
+		ret = run_incoming(&s);
+	else if (so->incoming)
+		printf("ptrack-vmm: incoming migration %s: guest discarded\n",
+		       s.stopped ? "failed" : "abandoned");
+	else if (ret < 0 && s.saved && !s.stopped)
+		ret = settle_unknown(&s);
 	vmm_stop(vm);
-	printf("ptrack-vmm: %s after %" PRIu64 " harvests, %" PRIu64
-	       " dirty pages, %" PRIu64 " guest stores, %" PRIu64
-	       " ring folds\n",
-	       ret ? "disconnected" : "stopped", s.harvests, s.pages,
-	       vmm_stores(vm), vm->ring_folds);
+	if (!s.resumed)
+		printf("ptrack-vmm: %s after %" PRIu64 " harvests, %" PRIu64
+		       " dirty pages, %" PRIu64 " guest stores, %" PRIu64
+		       " ring folds\n",
+		       ret ? "disconnected" : "stopped", s.harvests, s.pages,
+		       vmm_stores(vm), vm->ring_folds);
 out_close:
 	ptl_close(c);
 out_harvest:
 	vmm_harvest_release(vm, &s.h);
+	vmm_switch_release(&s.sw);
+	if (so->incoming && !s.resumed && ret >= 0)
+		ret = -ECANCELED;
 	return ret;
 }

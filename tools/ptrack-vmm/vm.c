@@ -6,6 +6,7 @@
  */
 #include "vmm.h"
 #include "arch.h"
+#include "state.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -305,7 +306,7 @@ static void rate_limit(struct vmm_vcpu *v, double t0)
 
 	if (!per_vcpu)
 		return;
-	due = t0 + (double)v->stores * 1e3 / per_vcpu;
+	due = t0 + (double)(v->stores - v->stores_base) * 1e3 / per_vcpu;
 	if (due <= now)
 		return;
 	ts.tv_sec = (time_t)((due - now) / 1e3);
@@ -369,10 +370,16 @@ static void *vcpu_thread(void *arg)
 {
 	struct vmm_vcpu *v = arg;
 	double t0 = now_ms();
-	int ret = 0;
+	int ret = 0, rc;
 
+	/* Stores carried over from a migration source are not this run's. */
+	v->stores_base = v->stores;
 	while (vcpu_gate(v)) {
-		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+		if (!v->first_entry_ns)
+			v->first_entry_ns = vmm_realtime_ns();
+		rc = ioctl(v->fd, KVM_RUN, 0);
+		v->last_exit_ns = vmm_realtime_ns();
+		if (rc < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
 			ret = -errno;

@@ -70,8 +70,12 @@ struct vmm_vcpu {
 	pthread_t thread;
 	bool started;
 	uint64_t stores; /* completed guest stores, atomic */
+	uint64_t stores_base; /* stores when the thread started */
 	uint64_t ring_full_exits;
 	uint64_t stores_at_full, full_spins; /* livelock detection */
+	/* CLOCK_REALTIME: the first entry into the guest, the latest exit
+	 * (switchover: the guest-visible downtime lies between them). */
+	uint64_t first_entry_ns, last_exit_ns;
 	/* Ring entries collected but not yet harvested; under ring_lock. */
 	uint64_t *pend;
 	size_t npend, cappend;
