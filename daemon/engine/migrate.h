@@ -50,6 +50,9 @@ struct pt_source_opts {
 	const char *to; /* HOST:PORT of the peer */
 	uint64_t downtime_ms; /* 0: PT_DOWNTIME_MS_DEFAULT */
 	uint64_t bandwidth; /* bytes/s cap, 0: none */
+	/* Keep the cap in the final round too (the guest is paused then:
+	 * by default the cap is lifted, as QEMU does). */
+	int cap_final_round;
 	unsigned int max_rounds; /* 0: PT_MAX_ROUNDS_DEFAULT */
 	uint64_t time_limit_ms; /* 0: PT_TIME_LIMIT_MS_DEFAULT */
 	unsigned int window; /* unacked frames in flight, 0: default */
@@ -140,6 +143,10 @@ struct pt_peer_result {
  * Error frame when it could be).
  */
 int pt_peer_run(const struct pt_peer_opts *o, struct pt_peer_result *res);
+
+/* When @bytes sent since @t0 (ns) are due at @bandwidth bytes/s; no
+ * overflow for any byte count (saturates at UINT64_MAX). */
+uint64_t pt_cap_due_ns(uint64_t t0, uint64_t bytes, uint64_t bandwidth);
 
 /* Byte offset of layout region @i in destination memory. */
 uint64_t pt_layout_offset(const struct pt_layout *l, size_t i);

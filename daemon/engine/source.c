@@ -861,16 +861,30 @@ static int wait_acked(struct src *s, uint64_t max)
 	return 0;
 }
 
+uint64_t pt_cap_due_ns(uint64_t t0, uint64_t bytes, uint64_t bandwidth)
+{
+	/* 128 bits: bytes * 10^9 wraps 64 bits past 18.4 GB. */
+	unsigned __int128 ns = (unsigned __int128)bytes * 1000000000u;
+
+	ns /= bandwidth;
+	return ns > UINT64_MAX - t0 ? UINT64_MAX : t0 + (uint64_t)ns;
+}
+
+/*
+ * Holds the stream to the bandwidth cap. Not in the final round by
+ * default: the guest is paused then, and every byte held back is
+ * downtime (QEMU lifts its cap there too).
+ */
 static void throttle(struct src *s)
 {
 	uint64_t due, now;
 
-	if (!s->o->bandwidth)
+	if (!s->o->bandwidth || (s->paused && !s->o->cap_final_round))
 		return;
 	now = now_ns();
 	if (!s->cap_t0)
 		s->cap_t0 = now;
-	due = s->cap_t0 + s->cap_bytes * 1000000000ull / s->o->bandwidth;
+	due = pt_cap_due_ns(s->cap_t0, s->cap_bytes, s->o->bandwidth);
 	if (due > now)
 		usleep((useconds_t)((due - now) / 1000));
 	s->cap_bytes = s->res->bytes;

@@ -37,6 +37,7 @@ static void usage(FILE *f)
 		"                    [--bandwidth BYTES/s] [--max-rounds N] [--time-limit-ms N]\n"
 		"                    [--dump-memory PATH] [--tcp-congestion NAME] [--quiet]\n"
 		"                    [--reconnect-ms N] [--switchover-ms N] [--copy-only]\n"
+		"                    [--cap-final-round]\n"
 		"peer: receive one migration. With --vmm-socket, an incoming VMM (libptrack,\n"
 		"e.g. ptrack-vmm --incoming) registers there first; the pages go into its\n"
 		"memory and the guest resumes in it (switchover). With --mem-file, only the\n"
@@ -50,7 +51,8 @@ static void usage(FILE *f)
 		"guest switches over: it is stopped here only once the peer says it\n"
 		"resumed; --switchover-ms bounds that wait (if the outcome stays unknown\n"
 		"the guest stays paused and the exit status is 4); --copy-only copies\n"
-		"the memory without handing the guest over.\n");
+		"the memory without handing the guest over. --bandwidth does not hold in\n"
+		"the final round (the guest is paused) unless --cap-final-round.\n");
 }
 
 /* The incoming VM the session must be for: the first to register. */

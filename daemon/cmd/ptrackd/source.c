@@ -52,12 +52,13 @@ static int parse(struct src_cli *c, int argc, char **argv)
 		{ "reconnect-ms", required_argument, NULL, 'R' },
 		{ "switchover-ms", required_argument, NULL, 'S' },
 		{ "copy-only", no_argument, NULL, 'O' },
+		{ "cap-final-round", no_argument, NULL, 'F' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "v:t:d:b:r:T:D:C:R:S:Oq", lo,
+	while ((opt = getopt_long(argc, argv, "v:t:d:b:r:T:D:C:R:S:OFq", lo,
 				  NULL)) != -1) {
 		switch (opt) {
 		case 'v':
@@ -93,6 +94,9 @@ static int parse(struct src_cli *c, int argc, char **argv)
 			break;
 		case 'O':
 			c->o.copy_only = 1;
+			break;
+		case 'F':
+			c->o.cap_final_round = 1;
 			break;
 		case 'q':
 			c->quiet = 1;
