@@ -36,7 +36,7 @@ SANFLAGS :=
 OPT := -O2
 endif
 
-PKGS := libprotobuf-c libisal cunit libsystemd libnl-genl-3.0 libvirt inih \
+PKGS := libprotobuf-c libisal cunit libsystemd libnl-genl-3.0 libvirt inih gnutls \
 	libmicrohttpd
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
