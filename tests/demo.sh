@@ -8,6 +8,9 @@
 # the guest-visible downtime and the stores the guest made after it moved.
 # Exit status 0 only when all of that holds and the source guest stopped.
 #
+# The peer link runs TLS 1.3 with throwaway certificates (certtool, in the
+# libvirt layout: tests/lib/make-certs.sh); both sides verify the other.
+#
 # Environment: DEMO_MEM (256M), DEMO_VCPUS (2), DEMO_DIRTY (bitmap|ring),
 # DEMO_RATE (guest pages/s, default 50000; 0 = as fast as the guest runs),
 # DEMO_RUN_MS (how long the guest runs on the destination, default 2000).
@@ -40,12 +43,18 @@ cleanup() {
 trap cleanup EXIT
 
 guest=(--mem "$mem" --vcpus "$vcpus" --dirty "$dirty" --verify-memory)
+
+pki=$work/pki
+bash tests/lib/make-certs.sh "$pki" || die "cannot make TLS certificates (certtool: gnutls-bin)"
+echo "== TLS: CA, server and client certificates in $pki"
+
 port=$((20000 + RANDOM % 20000))
 dsock=$work/dest-vmm.sock
 ssock=$work/vmm.sock
 echo "== destination: ptrackd peer on 127.0.0.1:$port, incoming VMM on $dsock"
 timeout 300 $bin/ptrackd peer --listen "127.0.0.1:$port" \
 	--vmm-socket "$dsock" --state-dir "$work" --idle-ms 30000 \
+	--tls-dir "$pki" --tls-allowed 'CN=ptrack-source,*' \
 	> >(sed -u 's/^/[peer]   /') 2>&1 &
 pids+=($!)
 peer=$!
@@ -58,7 +67,7 @@ dest=$!
 
 echo "== source: waiting for the guest on $ssock"
 timeout 300 $bin/ptrackd source --vmm-socket "$ssock" \
-	--to "127.0.0.1:$port" \
+	--to "127.0.0.1:$port" --tls-dir "$pki" \
 	> >(tee "$work/source.log" | sed -u 's/^/[source] /') 2>&1 &
 pids+=($!)
 source=$!

@@ -342,12 +342,14 @@ static void vmm_row(const char *dir, const char *rate, const char *dirty)
 	snprintf(sock, sizeof(sock), "%s/vmm.sock", dir);
 	snprintf(mem, sizeof(mem), "%s/dest.mem", dir);
 	snprintf(log, sizeof(log), "%s/peer.log", dir);
-	peer = spawn(log, (char *const[]){ ptrackd, "peer", "--listen", to,
-					   "--mem-file", mem, "--idle-ms",
-					   "20000", "--quiet", NULL });
+	peer = spawn(log,
+		     (char *const[]){ ptrackd, "peer", "--listen", to,
+				      "--mem-file", mem, "--idle-ms", "20000",
+				      "--quiet", "--insecure", NULL });
 	snprintf(log, sizeof(log), "%s/source.log", dir);
 	src = spawn(log, (char *const[]){ ptrackd, "source", "--vmm-socket",
-					  sock, "--to", to, "--quiet", NULL });
+					  sock, "--to", to, "--quiet",
+					  "--insecure", NULL });
 	for (i = 0; i < 200 && access(sock, F_OK); i++)
 		usleep(10000);
 	snprintf(log, sizeof(log), "%s/vmm.log", dir);

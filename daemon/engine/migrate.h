@@ -25,6 +25,8 @@
 #include "codec/layout.h"
 #include "core/dirty.h"
 
+struct pt_tls;
+
 #define PT_DOWNTIME_MS_DEFAULT 300
 #define PT_MAX_ROUNDS_DEFAULT 30
 #define PT_TIME_LIMIT_MS_DEFAULT 120000
@@ -69,6 +71,9 @@ struct pt_source_opts {
 	 * system's. BBR without the fq qdisc paces every socket with its own
 	 * hrtimers, which halved the loopback stream of bench-migrate. */
 	const char *tcp_congestion;
+	/* TLS credentials of the link (engine/tls.h); NULL: plain TCP, with
+	 * a warning on every connection. */
+	const struct pt_tls *tls;
 	void (*progress)(const struct pt_mig_progress *p, void *arg);
 	void *arg;
 };
@@ -116,6 +121,7 @@ struct pt_peer_opts {
 	unsigned int ack_every; /* 0: PT_ACK_EVERY_DEFAULT */
 	int io_timeout_ms; /* 0: PT_IO_TIMEOUT_MS_DEFAULT */
 	uint64_t idle_ms; /* wait for a (re)connection, 0: 60 s */
+	const struct pt_tls *tls; /* as in pt_source_opts */
 	int quiet;
 	/* An incoming VM (registered through libptrack): pages go straight
 	 * into its memory, its state is loaded and it is resumed at the end
@@ -155,6 +161,21 @@ uint64_t pt_layout_offset(const struct pt_layout *l, size_t i);
 int pt_tcp_listen(const char *hostport);
 int pt_tcp_connect(const char *hostport, int timeout_ms);
 int pt_sock_timeouts(int fd, int timeout_ms);
+
+/*
+ * Secures a connected TCP socket @fd (TLS handshake as client or server,
+ * per @t, with one deadline of @timeout_ms; @host: the name the server's
+ * certificate must carry, for a client). Returns the stream socket the
+ * engine reads and writes from then on, or a negative errno with the
+ * reason in @err (-EACCES: the other side is not who it must be). @fd is
+ * consumed either way. @t NULL: returns @fd, warning that the link is
+ * plain TCP.
+ */
+int pt_link_secure(const struct pt_tls *t, int fd, const char *host,
+		   int timeout_ms, char *err, size_t len);
+
+/* The host part of "HOST:PORT" into @host; -EINVAL if malformed. */
+int pt_hostport_host(const char *hostport, char *host, size_t len);
 
 /*
  * Whether this kernel lets a TCP socket of ours use congestion control

@@ -104,6 +104,13 @@ static int split_hostport(const char *hp, char *host, size_t hlen,
 	return 0;
 }
 
+int pt_hostport_host(const char *hostport, char *host, size_t len)
+{
+	const char *port;
+
+	return split_hostport(hostport, host, len, &port);
+}
+
 static int resolve(const char *hostport, int passive, struct addrinfo **res)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
@@ -122,11 +129,16 @@ int pt_sock_timeouts(int fd, int timeout_ms)
 {
 	struct timeval tv = { .tv_sec = timeout_ms / 1000,
 			      .tv_usec = (timeout_ms % 1000) * 1000 };
-	int one = 1;
+	int one = 1, dom = 0;
+	socklen_t len = sizeof(dom);
 
 	/* A stalled peer must turn into an error, never a hang. */
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) ||
+	    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &len))
+		return -errno;
+	/* Not on the TLS relay's unix socket (pt_link_secure). */
+	if (dom != AF_UNIX &&
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
 		return -errno;
 	return 0;

@@ -997,7 +997,8 @@ static int serve_conn(struct peer *p)
 static int accept_conn(struct peer *p)
 {
 	struct pollfd pf = { .fd = p->lfd, .events = POLLIN };
-	int r = poll(&pf, 1, (int)p->o->idle_ms);
+	int r = poll(&pf, 1, (int)p->o->idle_ms), fd;
+	char err[256];
 
 	/* Restarted after it acked Complete: the source has what it needs
 	 * and will not come back, and the destination memory is whole. */
@@ -1009,9 +1010,19 @@ static int accept_conn(struct peer *p)
 			    p->o->idle_ms);
 	if (r < 0)
 		return -errno;
-	p->fd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
-	if (p->fd < 0)
+	fd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
 		return -errno;
+	/* An unauthenticated party never reaches the protocol, and gets
+	 * nothing but the TLS alert. */
+	fd = pt_link_secure(p->o->tls, fd, NULL, p->o->io_timeout_ms, err,
+			    sizeof(err));
+	if (fd < 0) {
+		if (!p->o->quiet)
+			fprintf(stderr, "peer: connection refused: %s\n", err);
+		return -ECONNREFUSED;
+	}
+	p->fd = fd;
 	r = pt_sock_timeouts(p->fd, p->o->io_timeout_ms);
 	if (!r)
 		r = pt_reader_init(&p->rd, p->fd, PT_FRAME_MAX_DEFAULT);
@@ -1030,6 +1041,8 @@ static int serve(struct peer *p)
 		r = accept_conn(p);
 		if (r == PEER_DONE)
 			return 0;
+		if (r == -ECONNREFUSED)
+			continue; /* the real source may still come */
 		if (r)
 			return r;
 		r = serve_conn(p);

@@ -741,14 +741,26 @@ static int set_congestion(struct src *s, int fd)
 
 static int connect_peer(struct src *s)
 {
+	char err[256], host[256];
 	int fd = pt_tcp_connect(s->o->to, 1000), r;
 
 	if (fd < 0)
 		return fd;
+	r = set_congestion(s, fd);
+	if (r) {
+		close(fd);
+		return r;
+	}
+	if (pt_hostport_host(s->o->to, host, sizeof(host)))
+		host[0] = 0;
+	fd = pt_link_secure(s->o->tls, fd, host, s->o->io_timeout_ms, err,
+			    sizeof(err));
+	if (fd == -EACCES || fd == -EPROTO)
+		return fail(s, E(SESSION), -fd, "peer %s: %s", s->o->to, err);
+	if (fd < 0)
+		return fd;
 	s->fd = fd;
 	r = pt_sock_timeouts(fd, s->o->io_timeout_ms);
-	if (!r)
-		r = set_congestion(s, fd);
 	if (!r)
 		r = pt_reader_init(&s->rd, fd, RX_MAX);
 	if (r)
@@ -833,6 +845,8 @@ static int recover(struct src *s, int why)
 			}
 			if (!is_conn_error(r))
 				return r;
+		} else if (r == -EACCES || r == -EPROTO) {
+			return r; /* not who it must be: no retry */
 		}
 		usleep(100000);
 	}

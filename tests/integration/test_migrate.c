@@ -64,6 +64,13 @@ static pid_t start_source(struct vrun *r, const char *to)
 		argv[n++] = "--bandwidth";
 		argv[n++] = (char *)r->bandwidth;
 	}
+	/* The rogue peer speaks plain TCP: it tests the protocol. */
+	if (r->to) {
+		argv[n++] = "--insecure";
+	} else {
+		argv[n++] = "--tls-dir";
+		argv[n++] = (char *)pt_test_tls_dir();
+	}
 	argv[n] = NULL;
 	return spawn(log, argv);
 }

@@ -93,8 +93,10 @@ static void test_migrate(void)
 static pid_t engine_peer(const struct svc *s, const char *to)
 {
 	char bin[PATH_MAX], mem[200], log[200];
-	char *argv[] = { bin, "peer",	   "--listen", (char *)to, "--mem-file",
-			 mem, "--idle-ms", "3000",     NULL };
+	/* The service's engine has no TLS settings yet: plain TCP. */
+	char *argv[] = { bin,	       "peer", "--listen",  (char *)to,
+			 "--mem-file", mem,    "--idle-ms", "3000",
+			 "--insecure", NULL };
 
 	snprintf(bin, sizeof(bin), "%s/ptrackd", pt_test_bindir());
 	snprintf(mem, sizeof(mem), "%s/dest.mem", s->dir);

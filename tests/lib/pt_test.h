@@ -28,6 +28,13 @@ int pt_test_long(void);
 /* A loopback TCP port that was free a moment ago, or -1. */
 int pt_test_free_port(void);
 
+/*
+ * A directory of throwaway TLS credentials (tests/lib/make-certs.sh: CA,
+ * server and client certificates, psk.txt, other/, rogue/), made once per
+ * run and removed at exit; NULL when certtool failed.
+ */
+const char *pt_test_tls_dir(void);
+
 #define PT_SUITE_FULL(sname, sinit, sclean, ...)                             \
 	static const CU_TestInfo pt_tests_##sname[] = { __VA_ARGS__,         \
 							CU_TEST_INFO_NULL }; \

@@ -26,6 +26,7 @@
 #include "serve.h"
 #include "source.h"
 #include "source/vmm_push.h"
+#include "tls_cli.h"
 
 static void usage(FILE *f)
 {
@@ -52,7 +53,8 @@ static void usage(FILE *f)
 		"resumed; --switchover-ms bounds that wait (if the outcome stays unknown\n"
 		"the guest stays paused and the exit status is 4); --copy-only copies\n"
 		"the memory without handing the guest over. --bandwidth does not hold in\n"
-		"the final round (the guest is paused) unless --cap-final-round.\n");
+		"the final round (the guest is paused) unless --cap-final-round.\n"
+		"peer and source: " TLS_CLI_USAGE);
 }
 
 /* The incoming VM the session must be for: the first to register. */
@@ -106,11 +108,14 @@ static int run_peer(int argc, char **argv)
 		{ "idle-ms", required_argument, NULL, 'i' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		TLS_CLI_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct pt_peer_opts o = { .lfd = -1 };
 	struct pt_peer_result res;
 	const char *vmm_socket = NULL;
+	struct tls_cli tls = { 0 };
+	struct pt_tls *t;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "l:m:v:s:i:qh", lo, NULL)) != -1) {
@@ -137,6 +142,8 @@ static int run_peer(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
+			if (tls_cli_opt(&tls, c, optarg))
+				break;
 			usage(stderr);
 			return 2;
 		}
@@ -146,6 +153,9 @@ static int run_peer(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (tls_cli_load(&tls, 1, &t))
+		return 2;
+	o.tls = t;
 	if (vmm_socket) {
 		/* Listen first: a source may connect while the VMM starts. */
 		o.lfd = pt_tcp_listen(o.listen);
@@ -153,6 +163,7 @@ static int run_peer(int argc, char **argv)
 			fprintf(stderr,
 				"ptrackd peer: cannot listen on %s: %s\n",
 				o.listen, strerror(-o.lfd));
+			pt_tls_free(t);
 			return 1;
 		}
 		r = accept_incoming(vmm_socket, 60000, &o.incoming);
@@ -161,6 +172,7 @@ static int run_peer(int argc, char **argv)
 				"ptrackd peer: no incoming VM registered on %s: %s\n",
 				vmm_socket, strerror(-r));
 			close(o.lfd);
+			pt_tls_free(t);
 			return 1;
 		}
 		printf("incoming VM '%s' registered: %u vCPUs, %zu regions\n",
@@ -168,6 +180,7 @@ static int run_peer(int argc, char **argv)
 		       o.incoming->nregions);
 	}
 	r = pt_peer_run(&o, &res);
+	pt_tls_free(t);
 	if (r) {
 		fprintf(stderr, "ptrackd peer: failed: %s (%s)\n", res.err,
 			pt_error_name(res.code));

@@ -15,11 +15,13 @@
 #include "codec/error.h"
 #include "engine/migrate.h"
 #include "source/vmm_push.h"
+#include "tls_cli.h"
 
 struct src_cli {
 	struct pt_source_opts o;
 	const char *vmm_socket, *dump;
 	int quiet;
+	struct tls_cli tls;
 };
 
 static void progress(const struct pt_mig_progress *p, void *arg)
@@ -54,6 +56,7 @@ static int parse(struct src_cli *c, int argc, char **argv)
 		{ "copy-only", no_argument, NULL, 'O' },
 		{ "cap-final-round", no_argument, NULL, 'F' },
 		{ "quiet", no_argument, NULL, 'q' },
+		TLS_CLI_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt;
@@ -102,6 +105,8 @@ static int parse(struct src_cli *c, int argc, char **argv)
 			c->quiet = 1;
 			break;
 		default:
+			if (tls_cli_opt(&c->tls, opt, optarg))
+				break;
 			return -EINVAL;
 		}
 	}
@@ -275,18 +280,24 @@ int ptrackd_source(int argc, char **argv)
 {
 	struct src_cli c = { .o = { .progress = progress } };
 	struct pt_dirty_source *s = NULL;
+	struct pt_tls *t;
 	int r;
 
 	c.o.arg = &c;
 	if (parse(&c, argc, argv)) {
 		fprintf(stderr, "usage: ptrackd source --vmm-socket PATH --to "
-				"HOST:PORT [options]\n");
+				"HOST:PORT [options]\n" TLS_CLI_USAGE);
 		return 2;
 	}
+	/* Before the VM registers: a missing key must not cost a VMM. */
+	if (tls_cli_load(&c.tls, 0, &t))
+		return 2;
+	c.o.tls = t;
 	r = accept_vm(c.vmm_socket, &s);
 	if (r || !s) {
 		fprintf(stderr, "ptrackd source: no VM registered on %s: %s\n",
 			c.vmm_socket, strerror(-r));
+		pt_tls_free(t);
 		return 1;
 	}
 	printf("VM '%s' registered: %u vCPUs, %zu regions, %s dirty log\n",
@@ -300,5 +311,6 @@ int ptrackd_source(int argc, char **argv)
 	else if (!r)
 		s->ops->stop(s);
 	s->ops->release(s);
+	pt_tls_free(t);
 	return r;
 }

@@ -25,7 +25,23 @@
 #include "codec/frame.h"
 #include "codec/msg.h"
 #include "engine/migrate.h"
+#include "engine/tls.h"
 #include "pt_test.h"
+
+/* The source's side of the test credentials (pt_test_tls_dir), made once. */
+static inline const struct pt_tls *eu_tls_client(void)
+{
+	static struct pt_tls *t;
+	struct pt_tls_opts o = { .dir = pt_test_tls_dir() };
+	char err[256];
+
+	if (!t && o.dir)
+		t = pt_tls_new(&o, 0, err, sizeof(err));
+	if (!t)
+		fprintf(stderr, "test TLS client: %s\n",
+			o.dir ? err : "no certs");
+	return t;
+}
 
 /* A loopback port that was free a moment ago. */
 static inline int eu_free_port(void)
@@ -88,7 +104,7 @@ static inline pid_t eu_start_peer(const char *dir, int port,
 	}
 	execl(bin, bin, "peer", "--listen", listen, "--mem-file", mem,
 	      "--state-dir", state, "--idle-ms", "20000", "--quiet",
-	      (char *)NULL);
+	      "--tls-dir", pt_test_tls_dir(), (char *)NULL);
 	perror(bin);
 	_exit(98);
 }
@@ -97,17 +113,26 @@ static inline pid_t eu_start_peer(const char *dir, int port,
  * while it starts up. Returns the socket, or -1; *@peer is its pid. */
 static inline int eu_connect_new_peer(const char *dir, pid_t *peer)
 {
-	char to[64];
 	int port = eu_free_port(), fd = -1, i;
+	char to[64];
 
 	*peer = eu_start_peer(dir, port, NULL);
 	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+	char err[256];
+
 	for (i = 0; i < 100 && fd < 0; i++) {
 		fd = pt_tcp_connect(to, 1000);
 		if (fd < 0)
 			usleep(20000);
 	}
-	return fd;
+	/* The rogue source is a client with valid credentials: it tests the
+	 * protocol behind the TLS handshake. */
+	if (fd >= 0)
+		fd = pt_link_secure(eu_tls_client(), fd, "127.0.0.1", 5000, err,
+				    sizeof(err));
+	if (fd >= 0)
+		pt_sock_timeouts(fd, 5000);
+	return fd < 0 ? -1 : fd;
 }
 
 /* Waits until the peer in @dir persisted a session: the stream began. */

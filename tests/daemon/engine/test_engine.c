@@ -88,6 +88,7 @@ static void migrate(struct run *r)
 	CU_ASSERT_FATAL(r->dir[0] && port > 0);
 	snprintf(r->to, sizeof(r->to), "127.0.0.1:%d", port);
 	r->so.to = r->to;
+	r->so.tls = eu_tls_client();
 	if (!r->so.reconnect_ms)
 		r->so.reconnect_ms = 5000;
 	CU_ASSERT_FATAL(msrc_create(&r->m, &r->mo) == 0);
@@ -179,7 +180,7 @@ static int restarted_peer_rc(const struct run *r, int idle_ms)
 	if (!pid) {
 		execl(bin, bin, "peer", "--listen", listen, "--mem-file", mem,
 		      "--state-dir", state, "--idle-ms", idle, "--quiet",
-		      (char *)NULL);
+		      "--tls-dir", pt_test_tls_dir(), (char *)NULL);
 		_exit(98);
 	}
 	return eu_wait(pid, 10000);
@@ -336,6 +337,7 @@ static void test_tcp_drop_resume(void)
 	peer = eu_start_peer(dir, port, NULL);
 	CU_ASSERT_FATAL(msrc_create(&m, &mo) == 0);
 	so.to = via;
+	so.tls = eu_tls_client();
 	rc = pt_migrate(msrc_source(m), &so, &res);
 	CU_ASSERT_EQUAL(rc, 0);
 	CU_ASSERT_EQUAL(res.reconnects, 1);
