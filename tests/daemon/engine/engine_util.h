@@ -79,6 +79,8 @@ static inline pid_t eu_start_peer(const char *dir, int port,
 	char listen[64], mem[PATH_MAX + 32], state[PATH_MAX + 32];
 	char bin[PATH_MAX + 32];
 	char opts[PATH_MAX + 32];
+	/* Made before the fork: the child must use the parent's CA. */
+	const char *tls = pt_test_tls_dir();
 	pid_t pid;
 
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
@@ -104,7 +106,7 @@ static inline pid_t eu_start_peer(const char *dir, int port,
 	}
 	execl(bin, bin, "peer", "--listen", listen, "--mem-file", mem,
 	      "--state-dir", state, "--idle-ms", "20000", "--quiet",
-	      "--tls-dir", pt_test_tls_dir(), (char *)NULL);
+	      "--tls-dir", tls, (char *)NULL);
 	perror(bin);
 	_exit(98);
 }

@@ -169,6 +169,7 @@ static int restarted_peer_rc(const struct run *r, int idle_ms)
 {
 	char bin[PATH_MAX + 16], mem[PATH_MAX + 32], state[PATH_MAX + 16];
 	char listen[64], idle[16];
+	const char *tls = pt_test_tls_dir(); /* before the fork */
 	pid_t pid;
 
 	snprintf(bin, sizeof(bin), "%s/ptrackd", pt_test_bindir());
@@ -180,7 +181,7 @@ static int restarted_peer_rc(const struct run *r, int idle_ms)
 	if (!pid) {
 		execl(bin, bin, "peer", "--listen", listen, "--mem-file", mem,
 		      "--state-dir", state, "--idle-ms", idle, "--quiet",
-		      "--tls-dir", pt_test_tls_dir(), (char *)NULL);
+		      "--tls-dir", tls, (char *)NULL);
 		_exit(98);
 	}
 	return eu_wait(pid, 10000);
