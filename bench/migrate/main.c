@@ -4,6 +4,8 @@
  *  1. page throughput of the migration stream (round 0 of an idle 256 MiB
  *     guest whose pages all hold data) against raw loopback TCP moving the
  *     same memory into destination memory the same way, and their ratio;
+ *     and the same stream over TLS 1.3 (x509, throwaway certificates from
+ *     tests/lib/make-certs.sh; AES-GCM), with the TLS / plain ratio;
  *  2. total time, downtime, rounds and bytes on the wire at several dirty
  *     rates of the in-process test guest (2 writer threads).
  * Usage: bench-migrate [SIZE_MIB [FRAME_BYTES [throughput-only]]]
@@ -27,10 +29,12 @@
 
 #include "memfd_source.h"
 #include "engine/migrate.h"
+#include "engine/tls.h"
 
 #define MIB (1ull << 20)
 
 static uint32_t frame_bytes; /* 0: the engine's default */
+static struct pt_tls *tls_srv, *tls_cli; /* NULL: no TLS rows */
 
 static uint64_t now_ns(void)
 {
@@ -139,11 +143,17 @@ static void *peer_main(void *arg)
 }
 
 /* One migration of @m to an in-process peer over loopback. */
-static int migrate(struct msrc *m, struct pt_source_result *res, const char *cc)
+static int migrate(struct msrc *m, struct pt_source_result *res, const char *cc,
+		   int tls)
 {
 	struct peer_th p = { .o = { .mem_path = NULL, .quiet = 1 } };
 	struct pt_source_opts so = { .frame_bytes = frame_bytes,
 				     .tcp_congestion = cc };
+
+	if (tls) {
+		p.o.tls = tls_srv;
+		so.tls = tls_cli;
+	}
 	char to[64];
 	pthread_t th;
 	int rc;
@@ -191,22 +201,31 @@ static void throughput_cc(struct msrc *m, uint64_t size, const char *cc,
 {
 	struct pt_source_result res;
 	uint64_t best_raw = UINT64_MAX, best_st = UINT64_MAX, ns;
+	uint64_t best_tls = UINT64_MAX;
 	uint64_t pages = size / 4096, wire = 0;
 	const uint8_t *mem = msrc_mem(m, &size);
 	double raw_gbs, st_gbs;
+	char info[96] = "";
 	int i;
 
 	for (i = 0; i < 5; i++) {
 		ns = raw_tcp(mem, size, cc);
 		if (ns && ns < best_raw)
 			best_raw = ns;
-		if (migrate(m, &res, cc))
+		if (migrate(m, &res, cc, 0))
 			exit(1);
 		msrc_source(m)->ops->resume(msrc_source(m));
 		if (res.round0_ns < best_st) {
 			best_st = res.round0_ns;
 			wire = res.round0_bytes;
 		}
+		if (!tls_cli)
+			continue;
+		if (migrate(m, &res, cc, 1))
+			exit(1);
+		msrc_source(m)->ops->resume(msrc_source(m));
+		if (res.round0_ns < best_tls)
+			best_tls = res.round0_ns;
 	}
 	raw_gbs = (double)size / (double)best_raw;
 	st_gbs = (double)size / (double)best_st;
@@ -218,9 +237,21 @@ static void throughput_cc(struct msrc *m, uint64_t size, const char *cc,
 	printf("  %-28s %12.0f %9.2f %10.1f\n", "migration stream, round 0",
 	       (double)pages * 1e9 / (double)best_st, st_gbs,
 	       (double)best_st / 1e6);
+	if (tls_cli) {
+		pt_tls_last_info(info, sizeof(info));
+		printf("  %-28s %12.0f %9.2f %10.1f  (%s)\n",
+		       "migration stream, TLS",
+		       (double)pages * 1e9 / (double)best_tls,
+		       (double)size / (double)best_tls, (double)best_tls / 1e6,
+		       info);
+	}
 	printf("  stream / raw: %.1f%% (goal >= 90%%); wire bytes %.1f MB for %.1f MB of pages\n",
 	       100.0 * st_gbs / raw_gbs, (double)wire / 1e6,
 	       (double)size / 1e6);
+	if (tls_cli)
+		printf("  TLS stream / plain stream: %.1f%%, TLS stream / raw: %.1f%%\n",
+		       100.0 * (double)best_st / (double)best_tls,
+		       100.0 * (double)best_raw / (double)best_tls);
 }
 
 static void throughput(uint64_t size)
@@ -283,7 +314,7 @@ static void dirty_rates(uint64_t size)
 		else
 			snprintf(label, sizeof(label), "idle");
 		usleep(100000);
-		if (migrate(m, &res, NULL)) {
+		if (migrate(m, &res, NULL, 0)) {
 			printf("  %14llu   failed: %s\n",
 			       (unsigned long long)rates[i], res.err);
 		} else {
@@ -301,6 +332,42 @@ static void dirty_rates(uint64_t size)
 /* ---- the demo workload: ptrack-vmm through ptrackd ------------------ */
 
 static char bindir[PATH_MAX];
+
+/* Throwaway certificates (tests/lib/make-certs.sh) for the TLS rows. */
+static void tls_setup(char *dir, size_t len)
+{
+	struct pt_tls_opts o = { .dir = dir };
+	char cmd[3 * PATH_MAX], err[256];
+
+	snprintf(dir, len, "/tmp/ptrack-bench-pki-XXXXXX");
+	if (!mkdtemp(dir)) {
+		dir[0] = 0;
+		return;
+	}
+	snprintf(cmd, sizeof(cmd),
+		 "bash '%s/../../../tests/lib/make-certs.sh' '%s'", bindir,
+		 dir);
+	if (system(cmd) == 0) {
+		tls_srv = pt_tls_new(&o, 1, err, sizeof(err));
+		tls_cli = tls_srv ? pt_tls_new(&o, 0, err, sizeof(err)) : NULL;
+	}
+	if (!tls_cli)
+		fprintf(stderr, "no TLS rows: %s\n",
+			tls_srv ? err : "cannot make certificates");
+}
+
+static void tls_cleanup(const char *dir)
+{
+	char cmd[PATH_MAX + 16];
+
+	pt_tls_free(tls_cli);
+	pt_tls_free(tls_srv);
+	if (!dir[0])
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd))
+		fprintf(stderr, "cannot remove %s\n", dir);
+}
 
 static pid_t spawn(const char *log, char *const argv[])
 {
@@ -411,6 +478,7 @@ int main(int argc, char **argv)
 {
 	uint64_t size = (argc > 1 ? strtoull(argv[1], NULL, 0) : 256) * MIB;
 	ssize_t n = readlink("/proc/self/exe", bindir, sizeof(bindir) - 1);
+	char pki[PATH_MAX];
 
 	bindir[n > 0 ? n : 0] = 0;
 	if (strrchr(bindir, '/'))
@@ -418,7 +486,9 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc > 2)
 		frame_bytes = (uint32_t)strtoul(argv[2], NULL, 0);
+	tls_setup(pki, sizeof(pki));
 	throughput(size);
+	tls_cleanup(pki);
 	if (argc > 3)
 		return 0;
 	dirty_rates(size);

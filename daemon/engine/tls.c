@@ -38,10 +38,14 @@ struct pt_tls {
 };
 
 static _Atomic int last_ktls;
+static const char *_Atomic last_cipher;
 
-int pt_tls_last_ktls(void)
+void pt_tls_last_info(char *buf, size_t len)
 {
-	return last_ktls;
+	const char *c = atomic_load(&last_cipher);
+
+	snprintf(buf, len, "TLS1.3 %s, %s", c ? c : "?",
+		 atomic_load(&last_ktls) ? "kTLS" : "relay");
 }
 
 static int gerr(char *err, size_t len, int r, const char *what)
@@ -571,6 +575,8 @@ int pt_link_secure(const struct pt_tls *t, int fd, const char *host,
 	r = handshake(t, s, timeout_ms, err, len);
 	if (r)
 		goto deinit;
+	atomic_store(&last_cipher,
+		     gnutls_cipher_get_name(gnutls_cipher_get(s)));
 	if (gnutls_transport_is_ktls_enabled(s) == GNUTLS_KTLS_DUPLEX) {
 		/* The kernel has the keys: the engine uses the socket as is,
 		 * and pages still go out without a copy of ours. */

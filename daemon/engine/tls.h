@@ -57,7 +57,8 @@ struct pt_tls *pt_tls_new(const struct pt_tls_opts *o, int server, char *err,
 			  size_t len);
 void pt_tls_free(struct pt_tls *t);
 
-/* Whether kernel TLS carried the last secured connection (for the bench). */
-int pt_tls_last_ktls(void);
+/* What carried the last secured connection, for logs and the bench:
+ * "TLS1.3 AES-256-GCM, kTLS" or "..., relay". */
+void pt_tls_last_info(char *buf, size_t len);
 
 #endif

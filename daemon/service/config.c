@@ -31,6 +31,7 @@ void pt_config_defaults(struct pt_config *c)
 	c->downtime_ms = 300;
 	c->max_rounds = 30;
 	c->time_limit_ms = 120000;
+	strcpy(c->tls_dir, PT_TLS_DIR);
 }
 
 static int fail(char *err, size_t len, const char *fmt, ...)
@@ -218,6 +219,27 @@ static int set_migration(struct pt_config *c, const char *k, const char *v,
 	return fail(err, len, "unknown key '%s' in [migration]", k);
 }
 
+static int set_tls(struct pt_config *c, const char *k, const char *v, char *err,
+		   size_t len)
+{
+	if (!strcmp(k, "dir"))
+		return set_path(c->tls_dir, sizeof(c->tls_dir), v, err, len);
+	if (!strcmp(k, "psk_file"))
+		return v[0] ? set_path(c->tls_psk_file, sizeof(c->tls_psk_file),
+				       v, err, len)
+			    : set_str(c->tls_psk_file, sizeof(c->tls_psk_file),
+				      v, err, len);
+	if (!strcmp(k, "psk_identity"))
+		return set_str(c->tls_psk_identity, sizeof(c->tls_psk_identity),
+			       v, err, len);
+	if (!strcmp(k, "allowed"))
+		return set_str(c->tls_allowed, sizeof(c->tls_allowed), v, err,
+			       len);
+	if (!strcmp(k, "insecure"))
+		return set_bool(&c->tls_insecure, v, err, len);
+	return fail(err, len, "unknown key '%s' in [tls]", k);
+}
+
 int pt_config_set(struct pt_config *c, const char *section, const char *key,
 		  const char *value, char *err, size_t len)
 {
@@ -229,6 +251,8 @@ int pt_config_set(struct pt_config *c, const char *section, const char *key,
 		return set_libvirt(c, key, value, err, len);
 	if (!strcmp(section, "migration"))
 		return set_migration(c, key, value, err, len);
+	if (!strcmp(section, "tls"))
+		return set_tls(c, key, value, err, len);
 	if (!*section)
 		return fail(err, len, "key '%s' outside any section", key);
 	return fail(err, len, "unknown section [%s]", section);

@@ -18,6 +18,7 @@
 #define PT_LIBVIRT_URI "qemu:///system"
 #define PT_LIBVIRT_PID_DIR "/run/libvirt/qemu"
 #define PT_CONFIG_ERR_MAX 512
+#define PT_TLS_DIR "/etc/pki/ptrack"
 
 #define PT_SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path))
 
@@ -45,6 +46,13 @@ struct pt_config {
 	unsigned int max_rounds;
 	uint64_t time_limit_ms;
 	char tcp_congestion[16]; /* empty: the system's */
+	/* [tls] the peer link (engine/tls.h); x509 from tls_dir unless
+	 * psk_file is set; plain TCP only with insecure = true */
+	char tls_dir[256];
+	char tls_psk_file[256];
+	char tls_psk_identity[128];
+	char tls_allowed[1024]; /* ';'-separated DN patterns, empty: any */
+	int tls_insecure;
 };
 
 void pt_config_defaults(struct pt_config *c);

@@ -345,7 +345,9 @@ int pt_migration_start(struct pt_service *s, struct pt_req *rq,
 		       const Ptrack__Control__V1__MigrateRequest *q)
 {
 	struct pt_vm *vm = pt_vm_find(s, q->vm);
+	const struct pt_tls *tls;
 	struct pt_migration *m;
+	char terr[512];
 	int ret;
 
 	if (!vm)
@@ -364,9 +366,13 @@ int pt_migration_start(struct pt_service *s, struct pt_req *rq,
 			return pt_req_error(rq, -EINVAL, "migrate '%s': %s",
 					    q->vm, err);
 	}
+	if (pt_service_tls(s, 0, &tls, terr, sizeof(terr)))
+		return pt_req_error(rq, -EACCES, "migrate '%s': %s", q->vm,
+				    terr);
 	m = mig_new(s, vm, q);
 	if (!m)
 		return pt_req_error(rq, -ENOMEM, "out of memory");
+	m->opts.tls = tls;
 	ret = mig_launch(s, m);
 	if (ret) {
 		pt_migration_free(m);

@@ -145,10 +145,17 @@ int pt_peer_start(struct pt_service *s, struct pt_req *rq,
 {
 	struct pt_peer_job *p = calloc(1, sizeof(*p));
 	char why[PATH_MAX + 160];
+	const struct pt_tls *tls;
+	char err[512];
 	int ret;
 
 	if (!p)
 		return pt_req_error(rq, -ENOMEM, "out of memory");
+	if (pt_service_tls(s, 1, &tls, err, sizeof(err))) {
+		free(p);
+		return pt_req_error(rq, -EACCES, "peer listen %s: %s",
+				    q->listen, err);
+	}
 	p->svc = s;
 	p->lfd = p->efd = -1;
 	snprintf(p->listen, sizeof(p->listen), "%s", q->listen);
@@ -172,6 +179,7 @@ int pt_peer_start(struct pt_service *s, struct pt_req *rq,
 	p->opts.mem_path = p->mem_path[0] ? p->mem_path : NULL;
 	p->opts.state_dir = p->state_dir[0] ? p->state_dir : NULL;
 	p->opts.quiet = 1;
+	p->opts.tls = tls;
 	ret = sd_event_add_io(s->ev, &p->es, p->efd, EPOLLIN, on_peer_event, p);
 	if (ret < 0)
 		goto out_free;

@@ -6,7 +6,7 @@
  * log level and target, the sample period, the migration defaults (for
  * migrations started afterwards), the metrics listener and the libvirt
  * connection (restarted when their keys changed). The sockets, the state
- * directory and the control group stay as they were until a restart; the
+ * directory, the control group and [tls] stay as they were until a restart; the
  * log says so for each one that differs.
  */
 #include <signal.h>
@@ -50,6 +50,19 @@ static void apply(struct pt_service *s, struct pt_config *n)
 	memcpy(n->vmm_socket, old.vmm_socket, sizeof(n->vmm_socket));
 	memcpy(n->state_dir, old.state_dir, sizeof(n->state_dir));
 	memcpy(n->control_group, old.control_group, sizeof(n->control_group));
+	/* Running sessions hold the loaded credentials: [tls] stays too. */
+	keep("[tls] dir", old.tls_dir, n->tls_dir);
+	keep("[tls] psk_file", old.tls_psk_file, n->tls_psk_file);
+	keep("[tls] psk_identity", old.tls_psk_identity, n->tls_psk_identity);
+	keep("[tls] allowed", old.tls_allowed, n->tls_allowed);
+	keep("[tls] insecure", old.tls_insecure ? "yes" : "no",
+	     n->tls_insecure ? "yes" : "no");
+	memcpy(n->tls_dir, old.tls_dir, sizeof(n->tls_dir));
+	memcpy(n->tls_psk_file, old.tls_psk_file, sizeof(n->tls_psk_file));
+	memcpy(n->tls_psk_identity, old.tls_psk_identity,
+	       sizeof(n->tls_psk_identity));
+	memcpy(n->tls_allowed, old.tls_allowed, sizeof(n->tls_allowed));
+	n->tls_insecure = old.tls_insecure;
 	s->cfg = *n;
 	pt_log_setup((enum pt_log_target)n->log_target, n->log_prio);
 	if (metrics_changed(&old, n)) {

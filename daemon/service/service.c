@@ -5,6 +5,8 @@
  */
 #include "service/service.h"
 
+#include "engine/tls.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -299,4 +301,7 @@ void pt_service_release(struct pt_service *s)
 		unlink(s->cfg.vmm_socket);
 	}
 	sd_event_unref(s->ev);
+	/* After the jobs: their relays flush into these. */
+	pt_tls_free(s->tls[0]);
+	pt_tls_free(s->tls[1]);
 }

@@ -168,7 +168,16 @@ struct pt_service {
 		      void *arg);
 	void *reload_arg;
 	sd_event_source *hup_es;
+	/* The peer link's credentials, loaded by the first job needing
+	 * them ([tls]); shared by every job of that side. */
+	struct pt_tls *tls[2]; /* [0] source (client), [1] destination */
 };
+
+/* tls.c: the credentials for one side (@server: destination) in *@out,
+ * NULL with [tls] insecure (logged every time). 0, or -EACCES with the
+ * reason in @err. */
+int pt_service_tls(struct pt_service *s, int server, const struct pt_tls **out,
+		   char *err, size_t len);
 
 int pt_service_init(struct pt_service *s, const struct pt_config *cfg);
 int pt_service_run(struct pt_service *s);

@@ -93,7 +93,7 @@ static inline pid_t svc_spawn(const char *log, char *const argv[],
 static inline int svc_start_env(struct svc *s, const char *const *extra,
 				char *const env[])
 {
-	char bin[PATH_MAX], state[160];
+	char bin[PATH_MAX], state[160], tls[PATH_MAX + 16];
 	char *argv[40] = { bin,
 			   "serve",
 			   "--config",
@@ -115,6 +115,10 @@ static inline int svc_start_env(struct svc *s, const char *const *extra,
 	/* Destination files live under the state directory, as in the
 	 * unit's sandbox: the test's directory. */
 	snprintf(state, sizeof(state), "daemon.state_dir=%s", s->dir);
+	/* Migrations between test services run TLS with the run's certs. */
+	snprintf(tls, sizeof(tls), "tls.dir=%s", pt_test_tls_dir());
+	argv[n++] = "--set";
+	argv[n++] = tls;
 	snprintf(bin, sizeof(bin), "%s/ptrackd", pt_test_bindir());
 	for (int i = 0; extra && extra[i] && n < 38; i++)
 		argv[n++] = (char *)extra[i];

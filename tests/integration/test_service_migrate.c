@@ -93,10 +93,12 @@ static void test_migrate(void)
 static pid_t engine_peer(const struct svc *s, const char *to)
 {
 	char bin[PATH_MAX], mem[200], log[200];
-	/* The service's engine has no TLS settings yet: plain TCP. */
-	char *argv[] = { bin,	       "peer", "--listen",  (char *)to,
-			 "--mem-file", mem,    "--idle-ms", "3000",
-			 "--insecure", NULL };
+	char *argv[] = { bin,	       "peer",
+			 "--listen",   (char *)to,
+			 "--mem-file", mem,
+			 "--idle-ms",  "3000",
+			 "--tls-dir",  (char *)pt_test_tls_dir(),
+			 NULL };
 
 	snprintf(bin, sizeof(bin), "%s/ptrackd", pt_test_bindir());
 	snprintf(mem, sizeof(mem), "%s/dest.mem", s->dir);

@@ -193,6 +193,30 @@ static void test_tcp_congestion(void)
 		     "not a TCP congestion control name");
 }
 
+/* [tls]: TLS on by default from /etc/pki/ptrack; insecure only asked. */
+static void test_tls_keys(void)
+{
+	struct pt_config c;
+	const char *err;
+
+	err = load("", &c);
+	CU_ASSERT_STRING_EQUAL(err, "");
+	CU_ASSERT_STRING_EQUAL(c.tls_dir, "/etc/pki/ptrack");
+	CU_ASSERT_EQUAL(c.tls_insecure, 0);
+	err = load("[tls]\ndir = /srv/pki\nallowed = CN=a,*;CN=b,*\n"
+		   "psk_file = /srv/keys.psk\npsk_identity = a\n"
+		   "insecure = yes\n",
+		   &c);
+	CU_ASSERT_STRING_EQUAL(err, "");
+	CU_ASSERT_STRING_EQUAL(c.tls_dir, "/srv/pki");
+	CU_ASSERT_STRING_EQUAL(c.tls_allowed, "CN=a,*;CN=b,*");
+	CU_ASSERT_STRING_EQUAL(c.tls_psk_file, "/srv/keys.psk");
+	CU_ASSERT_STRING_EQUAL(c.tls_psk_identity, "a");
+	CU_ASSERT_EQUAL(c.tls_insecure, 1);
+	expect_error("[tls]\ndir = pki\n", 2, "not an absolute path");
+	expect_error("[tls]\ncipher = null\n", 2, "unknown key 'cipher'");
+}
+
 PT_SUITE(service_config, PT_TEST(test_good), PT_TEST(test_errors),
-	 PT_TEST(test_missing), PT_TEST(test_cli),
-	 PT_TEST(test_tcp_congestion));
+	 PT_TEST(test_missing), PT_TEST(test_cli), PT_TEST(test_tcp_congestion),
+	 PT_TEST(test_tls_keys));
