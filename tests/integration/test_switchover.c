@@ -94,9 +94,13 @@ static void start_destination(struct sw *r, const char *bin)
 {
 	char ptrackd[PATH_MAX + 16], vmm[PATH_MAX + 16], sock[PATH_MAX + 16];
 	char listen[64];
-	char *pargv[] = { ptrackd,	  "peer", "--listen",	 listen,
-			  "--vmm-socket", sock,	  "--state-dir", r->dir,
-			  "--idle-ms",	  "3000", NULL };
+	char *pargv[] = {
+		ptrackd,       "peer",	       "--listen",
+		listen,	       "--vmm-socket", sock,
+		"--state-dir", r->dir,	       "--idle-ms",
+		"3000",	       "--tls-dir",    (char *)pt_test_tls_dir(),
+		NULL
+	};
 	char *vargv[20] = { vmm,
 			    "--mem",
 			    "256M",
@@ -144,6 +148,8 @@ static void start_source(struct sw *r, const char *bin)
 			  "2000",
 			  "--switchover-ms",
 			  "4000",
+			  "--tls-dir",
+			  (char *)pt_test_tls_dir(),
 			  NULL };
 	char *vargv[20] = {
 		vmm,	  "--mem",	    "256M",	      "--vcpus",
