@@ -14,7 +14,7 @@
 #include <sys/mount.h>
 
 #include "service/log.h"
-#include "service_util.h"
+#include "svc.h"
 
 #define JOURNALD "/lib/systemd/systemd-journald"
 
@@ -56,16 +56,13 @@ static int scenario(const char *dir, const char *jdir, const char *pidf)
 		return step;
 	step++; /* 2: journald up */
 	jd = svc_spawn(jlog, jargv, NULL);
-	for (long t0 = svc_ms();
-	     !svc_can_connect("/run/systemd/journal/stdout");) {
-		if (waitpid(jd, NULL, WNOHANG) == jd) {
-			jd = 0; /* it exited: nothing to stop */
-			return step;
-		}
-		if (svc_ms() - t0 > 10000)
-			return step;
-		usleep(20000);
+	st = svc_wait_accepting("/run/systemd/journal/stdout", jd, 10000);
+	if (st == -ECHILD) {
+		waitpid(jd, NULL, 0);
+		jd = 0; /* it exited: nothing to stop */
 	}
+	if (st)
+		return step;
 	step++; /* 3: two daemons logging to it */
 	if (svc_mkdir(&src) || svc_mkdir(&dst) || svc_start(&src, auto_log) ||
 	    svc_start(&dst, auto_log))
@@ -169,12 +166,12 @@ static void test_journald(void)
 	long t0 = svc_ms();
 	FILE *f;
 
-	if (access(JOURNALD, X_OK) || !svc_have_kvm() || geteuid()) {
-		fprintf(stderr,
-			"\n  skipped: needs root, /dev/kvm and " JOURNALD
-			" (Debian package systemd)\n");
-		return;
-	}
+	if (access(JOURNALD, X_OK))
+		PT_SKIP("no " JOURNALD " (Debian package systemd)");
+	if (!svc_have_kvm())
+		PT_SKIP("no /dev/kvm");
+	if (geteuid())
+		PT_SKIP("needs root");
 	CU_ASSERT_FATAL(svc_mkdir(&d) == 0);
 	snprintf(jdir, sizeof(jdir), "%s/journal", d.dir);
 	snprintf(pidf, sizeof(pidf), "%s/src.pid", d.dir);

@@ -78,11 +78,11 @@ static pid_t start_source(struct vrun *r, const char *to)
 static pid_t start_vmm(struct vrun *r)
 {
 	char bin[PATH_MAX + 16], sock[PATH_MAX + 16], log[PATH_MAX + 16];
+	char src_log[PATH_MAX + 16];
 	char *argv[16] = { bin,		"--mem",   "256M",
 			   "--vcpus",	"2",	   "--pattern",
 			   "random",	"--dirty", (char *)r->dirty,
 			   "--ptrackd", sock,	   NULL };
-	int i;
 
 	snprintf(bin, sizeof(bin), "%s/ptrack-vmm", pt_test_bindir());
 	snprintf(sock, sizeof(sock), "%s/vmm.sock", r->dir);
@@ -91,9 +91,9 @@ static pid_t start_vmm(struct vrun *r)
 		argv[11] = "--rate";
 		argv[12] = (char *)r->rate;
 	}
-	/* The source creates the socket once it listens. */
-	for (i = 0; i < 200 && access(sock, F_OK); i++)
-		usleep(10000);
+	/* The source says so once it listens (stdout is line-buffered). */
+	snprintf(src_log, sizeof(src_log), "%s/source.log", r->dir);
+	pt_wait_file(src_log, "waiting for a VMM on", 0, 5000);
 	return spawn(log, argv);
 }
 
@@ -209,11 +209,15 @@ static void check_identical(const char *dirty)
 
 static void test_vmm_bitmap_identical(void)
 {
+	if (!pt_test_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	check_identical("bitmap");
 }
 
 static void test_vmm_ring_identical(void)
 {
+	if (!pt_test_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	check_identical("ring");
 }
 
@@ -222,6 +226,8 @@ static void test_vmm_peer_restart(void)
 	int runs = pt_test_long() ? 20 : 2, i, ok = 0, killed = 0;
 	unsigned int seed = (unsigned int)time(NULL) ^ (unsigned int)getpid();
 
+	if (!pt_test_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	for (i = 0; i < runs; i++) {
 		struct vrun r = {
 			.dirty = i % 2 ? "ring" : "bitmap",
@@ -262,6 +268,8 @@ static void test_vmm_rogue_peer(void)
 	struct vrun r = { .dirty = "bitmap" };
 	char to[64];
 
+	if (!pt_test_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	g.port = eu_free_port();
 	snprintf(to, sizeof(to), "127.0.0.1:%d", g.port);
 	g.lfd = pt_tcp_listen(to);
@@ -284,6 +292,8 @@ static void test_vmm_no_space(void)
 {
 	struct vrun r = { .dirty = "bitmap", .tmpfs = "64m" };
 
+	if (!pt_test_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	run(&r);
 	CU_ASSERT_EQUAL(r.src_rc, 1);
 	CU_ASSERT_EQUAL(r.peer_rc, 1);

@@ -12,7 +12,7 @@
 
 #include "codec/frame.h"
 #include "service/ctlmsg.h"
-#include "service_util.h"
+#include "svc.h"
 
 static void test_status(void)
 {
@@ -162,10 +162,8 @@ static void test_auth_group(void)
 	struct svc s;
 	struct stat st;
 
-	if (!g) {
-		fprintf(stderr, "\n  skipped: no group 'nogroup'\n");
-		return;
-	}
+	if (!g)
+		PT_SKIP("no group 'nogroup'");
 	CU_ASSERT_FATAL(svc_mkdir(&s) == 0);
 	CU_ASSERT_FATAL(svc_start(&s, extra) == 0);
 	CU_ASSERT_EQUAL(stat(s.ctl, &st), 0);
@@ -193,12 +191,13 @@ static int write_conf(const char *path, const char *text)
 	return fclose(f) ? -errno : 0;
 }
 
-/* Waits until `ptrackctl status --json` contains @what. */
+/* Waits until `ptrackctl status --json` contains @what: asked again
+ * each time ptrackd writes to its log. */
 static int status_has(struct svc *s, const char *what, long ms)
 {
 	long t0 = svc_ms();
 
-	do {
+	for (;;) {
 		char *out = NULL;
 		int found;
 
@@ -207,9 +206,9 @@ static int status_has(struct svc *s, const char *what, long ms)
 		free(out);
 		if (found)
 			return 1;
-		usleep(20000);
-	} while (svc_ms() - t0 < ms);
-	return 0;
+		if (pt_wait_change(s->log, ms - (svc_ms() - t0)))
+			return 0;
+	}
 }
 
 /* SIGHUP (ExecReload=) reads the configuration again: metrics start on
@@ -438,21 +437,17 @@ static void test_socket_activation(void)
 			 NULL };
 	struct svc s;
 	char *out = NULL;
-	long t0;
 
-	if (access(argv[0], X_OK)) {
-		fprintf(stderr,
-			"\n  skipped: systemd-socket-activate missing\n");
-		return;
-	}
+	if (access(argv[0], X_OK))
+		PT_SKIP("%s missing (Debian package systemd)", argv[0]);
 	CU_ASSERT_FATAL(svc_mkdir(&s) == 0);
 	snprintf(bin, sizeof(bin), "%s/ptrackd", pt_test_bindir());
 	snprintf(listen_arg, sizeof(listen_arg), "%s", s.ctl);
 	snprintf(vmm_arg, sizeof(vmm_arg), "%s", s.vmm);
 	snprintf(log, sizeof(log), "%s", s.log);
 	s.pid = svc_spawn(log, argv, NULL);
-	for (t0 = svc_ms(); svc_ms() - t0 < 5000 && access(s.ctl, F_OK);)
-		usleep(10000);
+	/* systemd-socket-activate made the socket: it is listening. */
+	CU_ASSERT_EQUAL(pt_wait_file(s.ctl, NULL, s.pid, 5000), 0);
 	/* The daemon does not run until the first connection. */
 	CU_ASSERT_FALSE(svc_file_has(s.log, "ready"));
 	CU_ASSERT_EQUAL(svc_ctl(&s, &out, "status", "--json"), 0);
@@ -476,11 +471,8 @@ static void test_units(void)
 {
 	char cmd[8192], dir[64] = "/tmp/ptrack-units-XXXXXX", top[1024];
 
-	if (sh("command -v systemd-analyze >/dev/null") != 0) {
-		fprintf(stderr,
-			"\n  skipped: systemd-analyze missing (Debian package systemd)\n");
-		return;
-	}
+	if (sh("command -v systemd-analyze >/dev/null") != 0)
+		PT_SKIP("systemd-analyze missing (Debian package systemd)");
 	CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
 	CU_ASSERT_FATAL(getcwd(top, sizeof(top)) != NULL);
 	/* The units as shipped, with ExecStart pointing at this build. */

@@ -13,12 +13,11 @@
  */
 #include <libvirt/libvirt.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <sys/eventfd.h>
 
 #include "service/log.h"
 #include "service/service.h"
-#include "service_util.h"
+#include "svc.h"
 
 #define QEMU_BIN "/usr/bin/qemu-system-x86_64"
 #define DOM_NAME "ptrack-embed"
@@ -47,8 +46,8 @@ struct embed {
 	struct pt_service s;
 	pthread_t th;
 	int stop_fd;
+	int ready_fd; /* written once the service's init returned */
 	int init_ret;
-	atomic_int ready;
 };
 
 static int write_file(const char *path, const void *p, size_t n)
@@ -92,7 +91,7 @@ static void *service_main(void *arg)
 	if (!e->init_ret)
 		e->init_ret = sd_event_add_io(e->s.ev, &stop, e->stop_fd,
 					      EPOLLIN, on_stop, &e->s) < 0;
-	atomic_store(&e->ready, 1);
+	eventfd_write(e->ready_fd, 1);
 	if (!e->init_ret)
 		pt_service_run(&e->s);
 	sd_event_source_unref(stop);
@@ -146,7 +145,8 @@ static int embed_setup(struct embed *e)
 	e->cfg.log_target = PT_LOG_STDERR;
 	e->cfg.log_prio = LOG_DEBUG;
 	e->stop_fd = eventfd(0, EFD_CLOEXEC);
-	return e->stop_fd < 0 ? -1 : 0;
+	e->ready_fd = eventfd(0, EFD_CLOEXEC);
+	return e->stop_fd < 0 || e->ready_fd < 0 ? -1 : 0;
 }
 
 static char *domain_xml(const struct embed *e)
@@ -179,18 +179,21 @@ static char *info_line(struct embed *e)
 	return line;
 }
 
+/* The service logs when it starts or stops following the domain (before
+ * it answers the next request): wait for that, then read the metrics. */
 static char *wait_info(struct embed *e, int present, long ms)
 {
-	long t0 = svc_ms();
 	char *l;
 
-	while (svc_ms() - t0 < ms) {
-		l = info_line(e);
-		if (!!l == present)
-			return l ? l : strdup("");
-		free(l);
-		usleep(100000);
-	}
+	if (!svc_wait_file(e->log,
+			   present ? "libvirt domain running"
+				   : "libvirt domain stopped",
+			   ms))
+		return NULL;
+	l = info_line(e);
+	if (!!l == present)
+		return l ? l : strdup("");
+	free(l);
 	return NULL;
 }
 
@@ -257,10 +260,8 @@ static void test_embed_domain(void)
 	long t0 = svc_ms();
 	pid_t pid = 0;
 
-	if (!svc_have_kvm()) {
-		fprintf(stderr, "\n  skipped: no /dev/kvm\n");
-		return;
-	}
+	if (!svc_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	if (access(QEMU_BIN, X_OK)) {
 		CU_FAIL("no " QEMU_BIN
 			": `make deps` installs qemu-system-x86");
@@ -277,9 +278,7 @@ static void test_embed_domain(void)
 
 	CU_ASSERT_FATAL(pthread_create(&e.th, NULL, service_main, &e) == 0);
 	/* The first open of a fresh root probes QEMU's capabilities. */
-	while (!atomic_load(&e.ready) && svc_ms() - t0 < 60000)
-		usleep(20000);
-	if (!atomic_load(&e.ready)) {
+	if (pt_wait_readable(e.ready_fd, 0, 60000)) {
 		/* Stuck in libvirt: nothing to join; say where. */
 		dup2(saved_err, 2);
 		svc_show(e.log);
@@ -346,6 +345,7 @@ static void test_embed_domain(void)
 	CU_ASSERT(eventfd_write(e.stop_fd, 1) == 0);
 	pthread_join(e.th, NULL);
 	close(e.stop_fd);
+	close(e.ready_fd);
 	fflush(stderr);
 	dup2(saved_err, 2);
 	close(saved_err);

@@ -8,7 +8,7 @@
  * that disconnects mid-migration fails it without harm.
  */
 
-#include "service_util.h"
+#include "svc.h"
 
 /* Runs ptrackctl in the background, output to @out. */
 static pid_t ctl_bg(const struct svc *s, const char *out, char *const args[])
@@ -40,10 +40,8 @@ static void test_migrate(void)
 	char *text = NULL;
 	int port = pt_test_free_port();
 
-	if (!svc_have_kvm()) {
-		fprintf(stderr, "\n  skipped: no /dev/kvm\n");
-		return;
-	}
+	if (!svc_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	CU_ASSERT_FATAL(svc_mkdir(&src) == 0 && svc_mkdir(&dst) == 0);
 	CU_ASSERT_FATAL(svc_start(&src, mextra) == 0);
 	CU_ASSERT_FATAL(svc_start(&dst, NULL) == 0);
@@ -100,10 +98,14 @@ static pid_t engine_peer(const struct svc *s, const char *to)
 			 "--tls-dir",  (char *)pt_test_tls_dir(),
 			 NULL };
 
+	pid_t pid;
+
 	snprintf(bin, sizeof(bin), "%s/ptrackd", pt_test_bindir());
 	snprintf(mem, sizeof(mem), "%s/dest.mem", s->dir);
 	snprintf(log, sizeof(log), "%s/peer.log", s->dir);
-	return svc_spawn(log, argv, NULL);
+	pid = svc_spawn(log, argv, NULL);
+	CU_ASSERT(svc_wait_file(log, "ptrackd peer: listening on", 5000));
+	return pid;
 }
 
 static void test_sigterm_mid_migration(void)
@@ -115,17 +117,14 @@ static void test_sigterm_mid_migration(void)
 	pid_t vmm, peer, mig;
 	int port = pt_test_free_port();
 
-	if (!svc_have_kvm()) {
-		fprintf(stderr, "\n  skipped: no /dev/kvm\n");
-		return;
-	}
+	if (!svc_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	CU_ASSERT_FATAL(svc_mkdir(&s) == 0);
 	CU_ASSERT_FATAL(svc_start(&s, NULL) == 0);
 	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
 	snprintf(mout, sizeof(mout), "%s/migrate.out", s.dir);
 	snprintf(vlog, sizeof(vlog), "%s/vmm-term.log", s.dir);
 	peer = engine_peer(&s, to);
-	usleep(200000);
 	vmm = svc_vmm(&s, "term", vargs);
 	CU_ASSERT_FATAL(vmm > 0);
 	mig = ctl_bg(&s, mout,
@@ -164,16 +163,13 @@ static void test_vmm_disconnect(void)
 	int port = pt_test_free_port();
 	char *out = NULL;
 
-	if (!svc_have_kvm()) {
-		fprintf(stderr, "\n  skipped: no /dev/kvm\n");
-		return;
-	}
+	if (!svc_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	CU_ASSERT_FATAL(svc_mkdir(&s) == 0);
 	CU_ASSERT_FATAL(svc_start(&s, NULL) == 0);
 	snprintf(to, sizeof(to), "127.0.0.1:%d", port);
 	snprintf(mout, sizeof(mout), "%s/migrate.out", s.dir);
 	peer = engine_peer(&s, to);
-	usleep(200000);
 	vmm = svc_vmm(&s, "gone", vargs);
 	CU_ASSERT_FATAL(vmm > 0);
 	mig = ctl_bg(&s, mout,
@@ -235,10 +231,10 @@ static void test_migrate_tty_and_plain(void)
 	char out[200];
 	struct svc src, dst;
 
-	if (!svc_have_kvm() || system("command -v script >/dev/null")) {
-		fprintf(stderr, "\n  skipped: no /dev/kvm or script(1)\n");
-		return;
-	}
+	if (!svc_have_kvm())
+		PT_SKIP("no /dev/kvm");
+	if (system("command -v script >/dev/null"))
+		PT_SKIP("no script(1) (Debian package bsdutils)");
 	CU_ASSERT_FATAL(svc_mkdir(&src) == 0 && svc_mkdir(&dst) == 0);
 	CU_ASSERT_FATAL(svc_start(&src, NULL) == 0);
 	CU_ASSERT_FATAL(svc_start(&dst, NULL) == 0);
@@ -304,10 +300,8 @@ static void test_migrate_tcp_congestion(void)
 	pid_t vmm, peer, mig, ss;
 	int port = pt_test_free_port(), rc;
 
-	if (!svc_have_kvm()) {
-		fprintf(stderr, "\n  skipped: no /dev/kvm\n");
-		return;
-	}
+	if (!svc_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	CU_ASSERT_FATAL(svc_mkdir(&src) == 0 && svc_mkdir(&dst) == 0);
 	CU_ASSERT_FATAL(svc_start(&src, NULL) == 0);
 	CU_ASSERT_FATAL(svc_start(&dst, NULL) == 0);
@@ -407,10 +401,8 @@ static void test_rate_holds_in_round0(void)
 	double r;
 	long t0;
 
-	if (!svc_have_kvm()) {
-		fprintf(stderr, "\n  skipped: no /dev/kvm\n");
-		return;
-	}
+	if (!svc_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	CU_ASSERT_FATAL(svc_mkdir(&src) == 0 && svc_mkdir(&dst) == 0);
 	CU_ASSERT_FATAL(svc_start(&src, extra) == 0);
 	CU_ASSERT_FATAL(svc_start(&dst, NULL) == 0);
@@ -465,10 +457,8 @@ static void test_clients_leave(void)
 	pid_t vmm, peer, mig;
 	char *text = NULL;
 
-	if (!svc_have_kvm()) {
-		fprintf(stderr, "\n  skipped: no /dev/kvm\n");
-		return;
-	}
+	if (!svc_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	CU_ASSERT_FATAL(svc_mkdir(&src) == 0 && svc_mkdir(&dst) == 0);
 	CU_ASSERT_FATAL(svc_start(&src, NULL) == 0);
 	CU_ASSERT_FATAL(svc_start(&dst, NULL) == 0);

@@ -99,11 +99,15 @@ static void groundtruth(const char *mode, const char *ring_entries)
 
 static void test_groundtruth_bitmap(void)
 {
+	if (!pt_test_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	groundtruth("bitmap", NULL);
 }
 
 static void test_groundtruth_ring(void)
 {
+	if (!pt_test_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	groundtruth("ring", NULL);
 }
 
@@ -119,6 +123,8 @@ static void test_groundtruth_ring_full(void)
 	char last[4096];
 	int rc = run_vmm(args, last, sizeof(last));
 
+	if (!pt_test_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	printf("\n    ring 8192: %s\n", last);
 	CU_ASSERT_EQUAL(rc, 0);
 	CU_ASSERT_EQUAL(json_num(last, "false_negatives"), 0);
@@ -136,6 +142,8 @@ static void test_groundtruth_small_ring(void)
 	char last[4096];
 	int rc = run_vmm(args, last, sizeof(last));
 
+	if (!pt_test_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	printf("\n    ring 256: %s\n", last);
 	CU_ASSERT_EQUAL(rc, 0);
 	CU_ASSERT_EQUAL(json_num(last, "false_negatives"), 0);
@@ -153,6 +161,8 @@ static void test_checker_catches_drop(void)
 	char last[4096];
 	int rc = run_vmm(args, last, sizeof(last));
 
+	if (!pt_test_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	CU_ASSERT_EQUAL(rc, 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(last, "\"result\":\"FAIL\""));
 	CU_ASSERT(json_num(last, "false_negatives") >= 1);
@@ -163,6 +173,8 @@ static void test_patterns(void)
 	static const char *const pats[] = { "seq", "hotcold" };
 	unsigned int i;
 
+	if (!pt_test_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	for (i = 0; i < 2; i++) {
 		const char *args[] = { "--mem",	 "64M",	       "--vcpus",
 				       "2",	 "--pattern",  pats[i],

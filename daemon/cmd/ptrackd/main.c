@@ -156,16 +156,15 @@ static int run_peer(int argc, char **argv)
 	if (tls_cli_load(&tls, 1, &t))
 		return 2;
 	o.tls = t;
+	/* Listen first: a source may connect while the VMM starts. */
+	o.lfd = pt_tcp_listen(o.listen);
+	if (o.lfd < 0) {
+		fprintf(stderr, "ptrackd peer: cannot listen on %s: %s\n",
+			o.listen, strerror(-o.lfd));
+		pt_tls_free(t);
+		return 1;
+	}
 	if (vmm_socket) {
-		/* Listen first: a source may connect while the VMM starts. */
-		o.lfd = pt_tcp_listen(o.listen);
-		if (o.lfd < 0) {
-			fprintf(stderr,
-				"ptrackd peer: cannot listen on %s: %s\n",
-				o.listen, strerror(-o.lfd));
-			pt_tls_free(t);
-			return 1;
-		}
 		r = accept_incoming(vmm_socket, 60000, &o.incoming);
 		if (r || !o.incoming) {
 			fprintf(stderr,
@@ -178,6 +177,11 @@ static int run_peer(int argc, char **argv)
 		printf("incoming VM '%s' registered: %u vCPUs, %zu regions\n",
 		       o.incoming->name, o.incoming->vcpus,
 		       o.incoming->nregions);
+	}
+	/* Ready for a source from here on: tests wait for this line. */
+	if (!o.quiet) {
+		printf("ptrackd peer: listening on %s\n", o.listen);
+		fflush(stdout);
 	}
 	r = pt_peer_run(&o, &res);
 	pt_tls_free(t);
