@@ -288,7 +288,10 @@ int pt_vmm_on_accept(sd_event_source *es, int fd, uint32_t revents, void *arg)
 
 	(void)es;
 	(void)revents;
-	ret = pt_vmm_accept(fd, &src);
+	/* The loop saw the listener readable: no waiting here. */
+	ret = pt_vmm_accept(fd, 0, &src);
+	if (ret == -EAGAIN)
+		return 0;
 	if (ret) {
 		pt_log(LOG_WARNING, "VMM registration refused: %s",
 		       strerror(-ret));

@@ -562,13 +562,19 @@ static int recv_register(struct vmm_src *vs)
 	return ret;
 }
 
-int pt_vmm_accept(int lfd, struct pt_dirty_source **out)
+int pt_vmm_accept(int lfd, int timeout_ms, struct pt_dirty_source **out)
 {
 	static const struct timeval reg_timeout = { .tv_sec = 5 };
 	static const struct timeval no_timeout = { 0 };
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
 	struct vmm_src *vs;
 	int ret;
 
+	ret = poll(&p, 1, timeout_ms < 0 ? 0 : timeout_ms);
+	if (ret < 0)
+		return -errno;
+	if (!ret)
+		return -EAGAIN;
 	vs = calloc(1, sizeof(*vs));
 	if (!vs)
 		return -ENOMEM;

@@ -23,11 +23,12 @@
 int pt_vmm_listen(const char *path);
 
 /*
- * Accepts one VMM connection on @lfd and completes its registration.
+ * Accepts one VMM connection on @lfd, waiting at most @timeout_ms for it
+ * (-EAGAIN when none came), and completes its registration (at most 5 s).
  * Returns 0 with *@out set, or a negative errno; a refused registration
  * is answered to the VMM with the same errno.
  */
-int pt_vmm_accept(int lfd, struct pt_dirty_source **out);
+int pt_vmm_accept(int lfd, int timeout_ms, struct pt_dirty_source **out);
 
 /* Bounds each request to the VMM (default PT_VMM_TIMEOUT_MS_DEFAULT). */
 void pt_vmm_set_timeout(struct pt_dirty_source *src, int ms);

@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,20 +60,17 @@ static void usage(FILE *f)
 static int accept_incoming(const char *path, int timeout_ms,
 			   struct pt_dirty_source **out)
 {
-	struct pollfd p = { .events = POLLIN };
-	int r;
+	int fd, r;
 
 	*out = NULL;
-	p.fd = pt_vmm_listen(path);
-	if (p.fd < 0)
-		return p.fd;
+	fd = pt_vmm_listen(path);
+	if (fd < 0)
+		return fd;
 	printf("waiting for an incoming VMM on %s\n", path);
-	r = poll(&p, 1, timeout_ms);
-	if (r == 1)
-		r = pt_vmm_accept(p.fd, out);
-	else
-		r = r ? -errno : -ETIMEDOUT;
-	close(p.fd);
+	r = pt_vmm_accept(fd, timeout_ms, out);
+	if (r == -EAGAIN)
+		r = -ETIMEDOUT;
+	close(fd);
 	unlink(path);
 	if (!r && *out && !(*out)->incoming) {
 		(*out)->ops->release(*out);

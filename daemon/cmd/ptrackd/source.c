@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,19 +258,16 @@ static void check_running(struct pt_dirty_source *s)
 
 static int accept_vm(const char *path, struct pt_dirty_source **out)
 {
-	struct pollfd p = { .events = POLLIN };
-	int r;
+	int fd, r;
 
-	p.fd = pt_vmm_listen(path);
-	if (p.fd < 0)
-		return p.fd;
+	fd = pt_vmm_listen(path);
+	if (fd < 0)
+		return fd;
 	printf("waiting for a VMM on %s\n", path);
-	r = poll(&p, 1, 60000);
-	if (r == 1)
-		r = pt_vmm_accept(p.fd, out);
-	else
-		r = r ? -errno : -ETIMEDOUT;
-	close(p.fd);
+	r = pt_vmm_accept(fd, 60000, out);
+	if (r == -EAGAIN)
+		r = -ETIMEDOUT;
+	close(fd);
 	unlink(path);
 	return r;
 }

@@ -311,7 +311,7 @@ static void test_push_exact(void)
 	CU_ASSERT_FATAL(setup(&f, &lfd) == 0);
 	sink_init(&r);
 	pthread_create(&th, NULL, fake_main, &f);
-	CU_ASSERT_FATAL(pt_vmm_accept(lfd, &src) == 0);
+	CU_ASSERT_FATAL(pt_vmm_accept(lfd, 10000, &src) == 0);
 	CU_ASSERT_STRING_EQUAL(src->name, "fake");
 	CU_ASSERT_EQUAL(src->uuid[15], 16);
 	CU_ASSERT_EQUAL(src->vcpus, 2);
@@ -351,7 +351,7 @@ static void test_memory_shared(void)
 	CU_ASSERT_FATAL(m != MAP_FAILED);
 	strcpy(m + 4096 * 3, "before");
 	pthread_create(&th, NULL, fake_main, &f);
-	CU_ASSERT_FATAL(pt_vmm_accept(lfd, &src) == 0);
+	CU_ASSERT_FATAL(pt_vmm_accept(lfd, 10000, &src) == 0);
 	CU_ASSERT_STRING_EQUAL((char *)src->regions[0].hva + 4096 * 3,
 			       "before");
 	strcpy(m + 4096 * 5, "after");
@@ -372,7 +372,7 @@ static void test_pause_resume(void)
 
 	CU_ASSERT_FATAL(setup(&f, &lfd) == 0);
 	pthread_create(&th, NULL, fake_main, &f);
-	CU_ASSERT_FATAL(pt_vmm_accept(lfd, &src) == 0);
+	CU_ASSERT_FATAL(pt_vmm_accept(lfd, 10000, &src) == 0);
 	CU_ASSERT_EQUAL(src->ops->pause(src), 0);
 	CU_ASSERT_EQUAL(src->ops->resume(src), 0);
 	CU_ASSERT_EQUAL(src->ops->pause(src), 0);
@@ -399,7 +399,7 @@ static void test_refused_layout(void)
 	CU_ASSERT_FATAL(setup(&f, &lfd) == 0);
 	f.region_size = 4096 * 10 + 100; /* not whole pages */
 	pthread_create(&th, NULL, fake_main, &f);
-	CU_ASSERT_EQUAL(pt_vmm_accept(lfd, &src), -EINVAL);
+	CU_ASSERT_EQUAL(pt_vmm_accept(lfd, 10000, &src), -EINVAL);
 	pthread_join(th, NULL);
 	CU_ASSERT_EQUAL(f.connect_ret, -EINVAL);
 	teardown(&f, lfd);
@@ -425,7 +425,7 @@ static void child_harvest(int die, int timeout_ms, int want)
 		fake_main(&f);
 		_exit(0);
 	}
-	CU_ASSERT_FATAL(pt_vmm_accept(lfd, &src) == 0);
+	CU_ASSERT_FATAL(pt_vmm_accept(lfd, 10000, &src) == 0);
 	pt_vmm_set_timeout(src, timeout_ms);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	CU_ASSERT_EQUAL(src->ops->harvest(src, &r.sink), want);
@@ -580,7 +580,7 @@ static void test_rogue_records(void)
 		pthread_t th;
 
 		pthread_create(&th, NULL, rogue_main, &r);
-		CU_ASSERT_FATAL(pt_vmm_accept(lfd, &src) == 0);
+		CU_ASSERT_FATAL(pt_vmm_accept(lfd, 10000, &src) == 0);
 		pt_vmm_set_timeout(src, 2000);
 		sink_reset(&rs);
 		CU_ASSERT_EQUAL(src->ops->harvest(src, &rs.sink), -EBADMSG);
@@ -606,7 +606,7 @@ static void test_silent_client(void)
 	r.path = f.path;
 	r.kind = ROGUE_SILENT;
 	pthread_create(&th, NULL, rogue_main, &r);
-	CU_ASSERT_EQUAL(pt_vmm_accept(lfd, &src), -ETIMEDOUT);
+	CU_ASSERT_EQUAL(pt_vmm_accept(lfd, 10000, &src), -ETIMEDOUT);
 	pthread_join(th, NULL);
 	teardown(&f, lfd);
 }
