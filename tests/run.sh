@@ -7,22 +7,41 @@
 #
 # PTRACK_SKIP_KERNEL=1 leaves out the kernel, QEMU and arm64 steps (a quick
 # userspace-only run); CI never sets it.
+#
+# Skips are counted: each test that did not run (PT_SKIP, listed after
+# CUnit's summary) and each step left out. With CI set (.ci/run sets
+# CI=true) every skip is a failure: the CI machine has KVM, libvirt and
+# QEMU, so a skip there means a broken set-up.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 jobs=$(nproc)
 failed=()
-steps=0
+skipped=()
+passed=0
+ci=0
+case "${CI:-}" in "" | false | 0) ;; *) ci=1 ;; esac
+# The harness appends one line per PT_SKIP here (tests/lib/skip.c).
+PTRACK_SKIP_LOG=$(mktemp /tmp/ptrack-skips-XXXXXX)
+export PTRACK_SKIP_LOG
+trap 'rm -f "$PTRACK_SKIP_LOG"' EXIT
+
+skip_step() {
+	echo
+	echo "=== $1: SKIPPED ($2)"
+	skipped+=("step '$1': $2")
+	[ $ci = 0 ] || failed+=("$1 (skipped in CI)")
+}
 
 step() {
 	local name=$1
-	steps=$((steps + 1))
 	shift
 	echo
 	echo "=== $name"
 	local t0=$SECONDS
 	if "$@"; then
 		echo "=== $name: ok ($((SECONDS - t0)) s)"
+		passed=$((passed + 1))
 	else
 		echo "=== $name: FAILED ($((SECONDS - t0)) s)"
 		failed+=("$name")
@@ -52,13 +71,23 @@ if [ "${PTRACK_SKIP_KERNEL:-0}" != 1 ]; then
 	# QEMU 7.2 not re-arming the EL2 virtual timer on load; CI must not
 	# depend on that.
 	step "PTA module with dkms" bash tests/qemu/dkms-check.sh
+else
+	skip_step "kernel, QEMU, PTA and arm64 steps" "PTRACK_SKIP_KERNEL=1"
 fi
 step "build (ASan+UBSan)" make -s -j"$jobs" SAN=1 all
 step "tests (ASan+UBSan)" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	build/san/bin/ptrack-tests
 
+while IFS= read -r line; do
+	skipped+=("test $line")
+done < "$PTRACK_SKIP_LOG"
+
 echo
 [ ${#failed[@]} -eq 0 ] || echo "check: failed steps: ${failed[*]}"
-echo "check: $((steps - ${#failed[@]})) passed, ${#failed[@]} failed"
+for s in "${skipped[@]}"; do
+	echo "check: skipped $s"
+done
+echo "check: $passed steps passed, ${#failed[@]} failed;" \
+	"${#skipped[@]} skipped$([ $ci = 0 ] || echo ' (CI: each is a failure)')"
 [ ${#failed[@]} -eq 0 ]
