@@ -132,6 +132,13 @@ static void px_release(struct pt_dirty_source *p)
 	(void)p; /* the VM owns the real source */
 }
 
+static int px_save_state(struct pt_dirty_source *p, void **blob, size_t *len)
+{
+	if (atomic_load(&PROXY_MIG(p)->cancel))
+		return -ECANCELED;
+	return real(p)->ops->save_state(real(p), blob, len);
+}
+
 static const struct pt_dirty_source_ops proxy_ops = {
 	.start = px_start,
 	.harvest = px_harvest,
@@ -139,6 +146,17 @@ static const struct pt_dirty_source_ops proxy_ops = {
 	.resume = px_resume,
 	.stop = px_stop,
 	.release = px_release,
+};
+
+/* For a VMM that can hand its guest over (save_state). */
+static const struct pt_dirty_source_ops proxy_switch_ops = {
+	.start = px_start,
+	.harvest = px_harvest,
+	.pause = px_pause,
+	.resume = px_resume,
+	.stop = px_stop,
+	.release = px_release,
+	.save_state = px_save_state,
 };
 
 static void on_progress(const struct pt_mig_progress *p, void *arg)
@@ -216,6 +234,13 @@ static void mig_finish(struct pt_migration *m)
 		m->state = PT_MIG_COMPLETED;
 		/* The guest now lives on the peer. */
 		m->vm->src->ops->stop(m->vm->src);
+	} else if (m->res.outcome_unknown) {
+		/* Neither resumed nor stopped: it may run on the peer. */
+		m->state = PT_MIG_FAILED;
+		pt_logx(LOG_CRIT, name, m->id, PT_MSGID_MIG_END,
+			"%s; its VMM holds it paused: ask %s whether it runs "
+			"there, then stop or resume it here",
+			m->res.err, m->to);
 	} else {
 		m->state = atomic_load(&m->cancel) ? PT_MIG_CANCELLED
 						   : PT_MIG_FAILED;
@@ -302,7 +327,8 @@ mig_new(struct pt_service *s, struct pt_vm *vm,
 	m->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pthread_mutex_init(&m->lock, NULL);
 	m->proxy = *vm->src;
-	m->proxy.ops = &proxy_ops;
+	m->proxy.ops =
+		vm->src->ops->save_state ? &proxy_switch_ops : &proxy_ops;
 	snprintf(m->to, sizeof(m->to), "%s", q->to);
 	m->opts.to = m->to;
 	m->opts.downtime_ms =
@@ -354,6 +380,11 @@ int pt_migration_start(struct pt_service *s, struct pt_req *rq,
 		return pt_req_error(rq, -ENOENT, "no VM '%s'", q->vm);
 	if (vm->mig && !vm->mig->done)
 		return pt_req_error(rq, -EBUSY, "VM '%s' is migrating", q->vm);
+	if (vm->src->incoming)
+		return pt_req_error(rq, -EBUSY,
+				    "VM '%s' is an incoming VM: it runs only "
+				    "once a migration to it completed",
+				    q->vm);
 	if (s->stopping)
 		return pt_req_error(rq, -ESHUTDOWN, "ptrackd is stopping");
 	if (q->tcp_congestion && q->tcp_congestion[0]) {

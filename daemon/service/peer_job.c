@@ -81,6 +81,45 @@ static void *peer_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * The session is over: its incoming VM runs the guest now (an ordinary VM
+ * from here on), or it never will and is discarded.
+ */
+static void peer_release_vm(struct pt_peer_job *p)
+{
+	struct pt_vm *vm = p->vm;
+
+	if (!vm)
+		return;
+	p->vm = NULL;
+	vm->incoming_job = NULL;
+	if (p->res.switched_over) {
+		vm->src->incoming = 0;
+		pt_logx(LOG_INFO, vm->src->name, 0, PT_MSGID_VM,
+			"migrated in: the guest runs here");
+	} else if (!vm->gone) {
+		vm->src->ops->stop(vm->src);
+		pt_logx(LOG_WARNING, vm->src->name, 0, PT_MSGID_VM,
+			"incoming migration failed: guest discarded");
+	}
+	pt_service_changed(p->svc);
+	if (vm->gone)
+		pt_vm_reap(vm);
+}
+
+/* The incoming VM a session without a destination file fills: the first
+ * registered and not taken. A session for another guest is refused at its
+ * Hello (pt_peer_opts.incoming). */
+static struct pt_vm *claim_incoming(struct pt_service *s)
+{
+	struct pt_vm *found = NULL;
+
+	for (struct pt_vm *v = s->vms; v; v = v->next)
+		if (!v->gone && v->src->incoming && !v->incoming_job)
+			found = v; /* the list is newest first */
+	return found;
+}
+
 static void peer_reply(struct pt_peer_job *p, const char *state, int final)
 {
 	PtCtlReply r = PTRACK__CONTROL__V1__REPLY__INIT;
@@ -115,6 +154,7 @@ static int on_peer_event(sd_event_source *es, int fd, uint32_t revents,
 	pthread_join(p->th, NULL);
 	p->th = 0;
 	sd_event_source_set_enabled(es, SD_EVENT_OFF);
+	peer_release_vm(p);
 	pt_log(p->ret ? LOG_WARNING : LOG_INFO, "peer session on %s %s%s%s",
 	       p->listen, p->ret ? "failed" : "completed", p->ret ? ": " : "",
 	       p->ret ? p->res.err : "");
@@ -130,6 +170,9 @@ void pt_peer_free(struct pt_peer_job *p)
 		if (p->lfd >= 0)
 			shutdown(p->lfd, SHUT_RDWR);
 		pthread_join(p->th, NULL);
+		peer_release_vm(p);
+	} else if (p->vm) {
+		p->vm->incoming_job = NULL; /* never started: still free */
 	}
 	pt_req_drop(&p->req);
 	sd_event_source_unref(p->es);
@@ -174,6 +217,22 @@ int pt_peer_start(struct pt_service *s, struct pt_req *rq,
 	if (p->lfd < 0 || p->efd < 0) {
 		ret = p->lfd < 0 ? p->lfd : -errno;
 		goto out_free;
+	}
+	if (!p->mem_path[0]) {
+		/* Memory nobody will run or read is no migration. */
+		p->vm = claim_incoming(s);
+		if (!p->vm) {
+			pt_peer_free(p);
+			return pt_req_error(
+				rq, -ENOENT,
+				"peer listen %s: no incoming VM registered: "
+				"start the destination VMM in incoming mode "
+				"(ptrack-vmm --incoming) first, or give "
+				"--mem-file to copy memory only",
+				q->listen);
+		}
+		p->vm->incoming_job = p;
+		p->opts.incoming = p->vm->src;
 	}
 	p->opts.lfd = p->lfd;
 	p->opts.mem_path = p->mem_path[0] ? p->mem_path : NULL;

@@ -102,6 +102,8 @@ struct pt_vm {
 	double rate; /* bytes/s over the last sample window */
 	double *vcpu_rate;
 	struct pt_migration *mig; /* running or last */
+	/* Incoming VM: the peer session that fills it, if one does. */
+	struct pt_peer_job *incoming_job;
 };
 
 struct pt_peer_job {
@@ -109,6 +111,7 @@ struct pt_peer_job {
 	struct pt_peer_opts opts;
 	struct pt_peer_result res;
 	char listen[256], mem_path[256], state_dir[256];
+	struct pt_vm *vm; /* the incoming VM this session fills, or NULL */
 	pthread_t th;
 	int efd, lfd, ret;
 	sd_event_source *es;

@@ -45,6 +45,8 @@ const char *pt_vm_state(const struct pt_vm *vm)
 		return "gone";
 	if (migrating(vm))
 		return "migrating";
+	if (vm->src->incoming)
+		return vm->incoming_job ? "incoming, receiving" : "incoming";
 	return vm->tracked ? "tracking" : "idle";
 }
 
@@ -69,6 +71,10 @@ int pt_vm_harvest(struct pt_vm *vm)
 		return -ECONNRESET;
 	if (migrating(vm))
 		return 0;
+	/* An incoming VM's guest does not run yet; its peer session owns
+	 * the connection to its VMM. */
+	if (vm->src->incoming)
+		return -EBUSY;
 	ret = vm->src->ops->harvest(vm->src, &vm->meter.sink);
 	pt_meter_harvest_time(&vm->meter, (double)(pt_now_ns() - t0) / 1e9);
 	if (ret)
@@ -103,6 +109,8 @@ int pt_vm_track(struct pt_vm *vm, int on)
 	}
 	if (vm->tracked)
 		return 0;
+	if (vm->src->incoming)
+		return -EBUSY;
 	if (migrating(vm)) {
 		/* The migration keeps the sample window; see mig_rate(). */
 		vm->tracked = 1;
@@ -214,7 +222,7 @@ void pt_vm_reap(struct pt_vm *vm)
 	for (struct pt_rate_req *r = vm->svc->rates; r; r = r->next)
 		if (r->vm == vm)
 			return;
-	if (migrating(vm))
+	if (migrating(vm) || vm->incoming_job)
 		return;
 	vm_unlink(vm);
 	pt_service_changed(vm->svc);
