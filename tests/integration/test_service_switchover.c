@@ -7,7 +7,7 @@
  * file) is refused before anything listens.
  */
 
-#include "service_util.h"
+#include "svc.h"
 
 #include "engine/migrate.h"
 
@@ -42,10 +42,8 @@ static void test_service_switchover(void)
 	pid_t svmm, dvmm, peer, mig;
 	char *text = NULL;
 
-	if (!svc_have_kvm()) {
-		fprintf(stderr, "\n  skipped: no /dev/kvm\n");
-		return;
-	}
+	if (!svc_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	CU_ASSERT_FATAL(svc_mkdir(&src) == 0 && svc_mkdir(&dst) == 0);
 	CU_ASSERT_FATAL(svc_start(&src, NULL) == 0);
 	CU_ASSERT_FATAL(svc_start(&dst, NULL) == 0);
