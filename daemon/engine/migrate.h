@@ -122,6 +122,10 @@ struct pt_peer_opts {
 	int io_timeout_ms; /* 0: PT_IO_TIMEOUT_MS_DEFAULT */
 	uint64_t idle_ms; /* wait for a (re)connection, 0: 60 s */
 	const struct pt_tls *tls; /* as in pt_source_opts */
+	/* Largest guest a Hello may declare, refused before allocating;
+	 * 0: what the destination can hold now (MemAvailable for a memfd,
+	 * the free space of mem_path's filesystem). */
+	uint64_t max_mem;
 	int quiet;
 	/* An incoming VM (registered through libptrack): pages go straight
 	 * into its memory, its state is loaded and it is resumed at the end

@@ -24,7 +24,9 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "codec/bitmap.h"
@@ -78,7 +80,16 @@ struct peer {
 	uint64_t *stale[PT_LAYOUT_MAX_REGIONS];
 	uint64_t dirty_round;
 	unsigned int since_ack;
+	/* This connection sent a verified Hello or Resume: only then may it
+	 * stream, and only then do errors name the layout. */
+	int conn_ok;
+	int hello_tried; /* it sent a Hello, good or not */
+	/* The restored complete session's own source asked for it. */
+	int complete_confirmed;
+	unsigned int bad_crcs; /* frames dropped for retransmission */
 };
+
+#define BAD_CRC_MAX 16
 
 static int fail(struct peer *p, int code, int err, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -152,6 +163,41 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/* @dir/@name, refused (never truncated) when too long. */
+static int state_path(const struct peer *p, char *out, size_t len,
+		      const char *name)
+{
+	return snprintf(out, len, "%s/%s", p->o->state_dir, name) >= (int)len
+		       ? -ENAMETOOLONG
+		       : 0;
+}
+
+static void sync_dir(const char *dir)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+}
+
+/* Before a new session touches the destination: a crash from here on
+ * must not restart on a state that describes memory no longer there. */
+static int invalidate_state(struct peer *p)
+{
+	char path[PATH_MAX];
+
+	if (!p->o->state_dir)
+		return 0;
+	if (state_path(p, path, sizeof(path), "session.state"))
+		return -ENAMETOOLONG;
+	if (unlink(path) && errno != ENOENT)
+		return -errno;
+	sync_dir(p->o->state_dir);
+	return 0;
+}
+
 /* Write to a temporary, fsync, rename, fsync the directory: the state file
  * is always either the old or the new state, never a torn one. */
 static int persist(struct peer *p)
@@ -163,14 +209,18 @@ static int persist(struct peer *p)
 			       .flags = (p->complete ? STATE_F_COMPLETE : 0) |
 					(p->resumed ? STATE_F_RESUMED : 0) };
 	char tmp[PATH_MAX], path[PATH_MAX];
-	int fd, dfd, r;
+	int fd, r;
 
 	if (!p->o->state_dir)
 		return 0;
 	h.crc = state_crc(&h, p->hello);
-	snprintf(tmp, sizeof(tmp), "%s/session.tmp", p->o->state_dir);
-	snprintf(path, sizeof(path), "%s/session.state", p->o->state_dir);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (state_path(p, tmp, sizeof(tmp), "session.tmp") ||
+	    state_path(p, path, sizeof(path), "session.state"))
+		return -ENAMETOOLONG;
+	/* Never through a symlink planted in the state directory. */
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
 	if (fd < 0)
 		return -errno;
 	r = write_all(fd, &h, sizeof(h));
@@ -183,11 +233,7 @@ static int persist(struct peer *p)
 		r = -errno;
 	if (r)
 		return r;
-	dfd = open(p->o->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
+	sync_dir(p->o->state_dir);
 	return 0;
 }
 
@@ -233,7 +279,8 @@ static int alloc_audit(struct peer *p)
 
 static int open_dest(struct peer *p, int fresh)
 {
-	int flags = O_RDWR | O_CLOEXEC | (fresh ? O_CREAT | O_TRUNC : 0);
+	int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW |
+		    (fresh ? O_CREAT | O_TRUNC : 0);
 	struct stat st;
 	int r;
 
@@ -249,8 +296,12 @@ static int open_dest(struct peer *p, int fresh)
 		if (ftruncate(p->memfd, (off_t)p->mem_size))
 			return -errno;
 		r = posix_fallocate(p->memfd, 0, (off_t)p->mem_size);
-		if (r)
+		if (r) {
+			/* Give back what was reserved before it failed. */
+			if (ftruncate(p->memfd, 0))
+				r = r ? r : errno;
 			return -r;
+		}
 	} else if (fstat(p->memfd, &st) ||
 		   (uint64_t)st.st_size != p->mem_size) {
 		return -EINVAL;
@@ -328,6 +379,10 @@ static int setup_session(struct peer *p, const uint8_t *buf, size_t len,
 		return -ENOMEM;
 	memcpy(p->hello, buf, len);
 	p->hello_len = len;
+	/* Before anything is allocated for it. */
+	if (p->o->max_mem &&
+	    pt_layout_offset(&p->lay, p->lay.n) > p->o->max_mem)
+		return -E2BIG;
 	r = alloc_audit(p);
 	if (r)
 		return r;
@@ -394,10 +449,28 @@ static int on_hello(struct peer *p, const struct pt_frame *f, struct pt_msg *m)
 		return send_error(p, E(SEQUENCE), EPROTO,
 				  "Hello with seq %" PRIu64 ", expected 1",
 				  m->seq);
+	/* What a completed migration left is the guest: no new session
+	 * overwrites it. */
+	if (p->complete)
+		return send_error(p, E(SESSION), EBUSY,
+				  "this destination holds a completed "
+				  "migration");
+	r = invalidate_state(p);
+	if (r)
+		return send_error(p, E(INTERNAL), -r,
+				  "cannot invalidate the session state: %s",
+				  strerror(-r));
 	p->have_session = 0;
-	p->complete = 0;
+	p->conn_ok = 0;
 	p->res->resumed = 0; /* a new session replaces any restored one */
 	r = setup_session(p, f->msg, f->hdr.msg_len, 1);
+	if (r == -E2BIG)
+		return send_error(p, E(NO_SPACE), E2BIG,
+				  "guest of %" PRIu64
+				  " bytes is over this destination's limit "
+				  "of %" PRIu64,
+				  pt_layout_offset(&p->lay, p->lay.n),
+				  p->o->max_mem);
 	if (r == -ENOENT && p->o->incoming)
 		return send_error(p, E(NO_INCOMING), ENOENT,
 				  "no incoming VM '%s' here (the incoming VM "
@@ -418,6 +491,7 @@ static int on_hello(struct peer *p, const struct pt_frame *f, struct pt_msg *m)
 				  "cannot set up destination memory: %s",
 				  strerror(-r));
 	p->have_session = 1;
+	p->conn_ok = 1;
 	p->last_seq = 1;
 	p->res->session_id = p->session_id;
 	r = persist(p);
@@ -450,8 +524,10 @@ static int on_resume(struct peer *p, const struct pt_msg *m)
 
 	if (!p->have_session || m->u.resume->session_id != p->session_id)
 		return send_error(p, E(SESSION), EPROTO,
-				  "no session %016" PRIx64 " here",
-				  m->u.resume->session_id);
+				  "no such session here");
+	p->conn_ok = 1;
+	if (p->complete)
+		p->complete_confirmed = 1;
 	a.seq = p->last_seq;
 	p->since_ack = 0;
 	r = send_msg(p, T(ACK), &a.base);
@@ -734,6 +810,8 @@ static int on_stream(struct peer *p, const struct pt_msg *m)
 
 static int on_msg(struct peer *p, const struct pt_frame *f, struct pt_msg *m)
 {
+	if (m->type == T(HELLO))
+		p->hello_tried = 1;
 	switch (m->type) {
 	case T(HELLO):
 		return on_hello(p, f, m);
@@ -745,6 +823,10 @@ static int on_msg(struct peer *p, const struct pt_frame *f, struct pt_msg *m)
 	case T(ACK):
 		return 0;
 	default:
+		if (!p->conn_ok)
+			return send_error(p, E(SESSION), EPROTO,
+					  "no Hello or Resume on this "
+					  "connection");
 		return on_stream(p, m);
 	}
 }
@@ -753,7 +835,7 @@ static int on_frame(struct peer *p, const struct pt_frame *f)
 {
 	struct pt_error e = { 0 };
 	struct pt_msg m;
-	int r = pt_msg_decode(f, p->have_session ? &p->lay : NULL, &m, &e);
+	int r = pt_msg_decode(f, p->conn_ok ? &p->lay : NULL, &m, &e);
 
 	if (r)
 		return send_error(p, e.code, -r, "malformed frame: %s: %s",
@@ -765,16 +847,41 @@ static int on_frame(struct peer *p, const struct pt_frame *f)
 
 /* ---- receiving -------------------------------------------------------- */
 
-static ssize_t read_full(int fd, uint8_t *b, size_t len)
+static uint64_t now_ms(void)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Reads @len bytes by @deadline (CLOCK_MONOTONIC ms): a sender trickling
+ * a byte at a time runs out of time, not only one that stops. Returns the
+ * count read before EOF, or -errno (-ETIMEDOUT at the deadline).
+ */
+static ssize_t read_full(int fd, uint8_t *b, size_t len, uint64_t deadline)
+{
+	struct pollfd pf = { .fd = fd, .events = POLLIN };
 	size_t got = 0;
+	uint64_t now;
 	ssize_t n;
 
 	while (got < len) {
+		now = now_ms();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		n = poll(&pf, 1, (int)(deadline - now));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ETIMEDOUT;
 		n = read(fd, b + got, len - got);
 		if (n == 0)
 			break;
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0)
 			return -errno;
@@ -783,153 +890,32 @@ static ssize_t read_full(int fd, uint8_t *b, size_t len)
 	return (ssize_t)got;
 }
 
-static int readv_full(int fd, const struct iovec *in, int cnt)
-{
-	struct iovec iov[PT_TX_PAYLOAD_IOV_MAX], *v = iov;
-	ssize_t n;
-
-	memcpy(iov, in, (size_t)cnt * sizeof(*iov));
-	while (cnt) {
-		n = readv(fd, v, cnt);
-		if (n == 0)
-			return -EPIPE;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		while (cnt && (size_t)n >= v->iov_len) {
-			n -= (ssize_t)v->iov_len;
-			v++;
-			cnt--;
-		}
-		if (cnt) {
-			v->iov_base = (uint8_t *)v->iov_base + n;
-			v->iov_len -= (size_t)n;
-		}
-	}
-	return 0;
-}
-
-struct inplace {
-	struct iovec iov[PT_TX_PAYLOAD_IOV_MAX];
-	int n;
-	uint32_t crc;
-};
-
-static int flush_inplace(struct peer *p, struct inplace *ip)
-{
-	int i, r = readv_full(p->fd, ip->iov, ip->n);
-
-	for (i = 0; !r && i < ip->n; i++)
-		ip->crc = pt_crc32c(ip->crc, ip->iov[i].iov_base,
-				    ip->iov[i].iov_len);
-	ip->n = 0;
-	return r;
-}
-
-/* Reads a PageData payload straight into its destination pages. */
-static int recv_inplace(struct peer *p, const struct pt_msg *m, uint32_t *crc)
-{
-	const Ptrack__V1__PageData *d = m->u.pages;
-	size_t ri = (size_t)(m->region - p->lay.r);
-	uint32_t ps = m->region->page_size;
-	struct inplace ip = { .n = 0, .crc = *crc };
-	struct iovec *last;
-	uint64_t i, idx;
-	uint8_t *dst;
-	int r;
-
-	for (i = 0; i < m->n_pages; i++) {
-		if (pt_msg_page_is_zero(m, i))
-			continue;
-		idx = d->n_pages ? m->page_idx[i] : d->first_page + i;
-		dst = p->base[ri] + idx * ps;
-		last = ip.n ? &ip.iov[ip.n - 1] : NULL;
-		if (last && (uint8_t *)last->iov_base + last->iov_len == dst) {
-			last->iov_len += ps;
-			continue;
-		}
-		if (ip.n == PT_TX_PAYLOAD_IOV_MAX &&
-		    (r = flush_inplace(p, &ip)))
-			return r;
-		ip.iov[ip.n].iov_base = dst;
-		ip.iov[ip.n++].iov_len = ps;
-	}
-	r = ip.n ? flush_inplace(p, &ip) : 0;
-	*crc = ip.crc;
-	return r;
-}
-
 /*
- * The next stored PageData frame lands in destination memory without a
- * copy through the frame buffer: the CRC is checked once the pages are in
- * place. A mismatch fails the session (the frame is never acked), and
- * Complete's checksums guard the end result in any case.
+ * Reads one whole frame into the frame buffer and checks it, CRC
+ * included, before any of it is stored: a bad frame never reaches
+ * destination (or incoming guest) memory. 1 with @f, 0 at a clean end of
+ * stream, or a negative errno with @e. The header has io_timeout to
+ * arrive, and the rest of the frame io_timeout after it.
  */
-static int read_inplace(struct peer *p, struct pt_frame *f, struct pt_msg *m,
-			struct pt_error *e)
+static int next_frame(struct peer *p, struct pt_frame *f, struct pt_error *e)
 {
+	uint64_t io = (uint64_t)p->o->io_timeout_ms;
 	uint8_t *buf = p->rd.buf;
-	size_t off = pt_frame_payload_off(&f->hdr), i;
-	ssize_t n = read_full(p->fd, buf + PT_FRAME_HDR_LEN,
-			      off - PT_FRAME_HDR_LEN);
-	uint32_t crc;
-	int r;
-
-	if (n < 0)
-		return (int)n;
-	if ((size_t)n < off - PT_FRAME_HDR_LEN)
-		return pt_error_set(e, E(TRUNCATED), EPIPE,
-				    "stream ended inside a frame");
-	for (i = PT_FRAME_HDR_LEN + f->hdr.msg_len; i < off; i++)
-		if (buf[i])
-			return pt_error_set(e, E(BAD_HEADER), EBADMSG,
-					    "non-zero padding at offset %zu",
-					    i);
-	f->msg = buf + PT_FRAME_HDR_LEN;
-	f->payload = NULL;
-	r = pt_msg_decode(f, &p->lay, m, e);
-	if (r)
-		return r;
-	crc = pt_crc32c(0, buf + 8, off - 8);
-	r = recv_inplace(p, m, &crc);
-	if (!r && crc != f->hdr.crc)
-		r = pt_error_set(e, E(BAD_CRC), EBADMSG,
-				 "CRC32C 0x%08x, header says 0x%08x", crc,
-				 f->hdr.crc);
-	if (r)
-		pt_msg_release(m);
-	return r;
-}
-
-/*
- * Reads one frame: 1 with @f checked (and @m decoded when *@inplace),
- * 0 at a clean end of stream, or a negative errno with @e.
- */
-static int next_frame(struct peer *p, struct pt_frame *f, struct pt_msg *m,
-		      int *inplace, struct pt_error *e)
-{
-	uint8_t *buf = p->rd.buf;
-	ssize_t n = read_full(p->fd, buf, PT_FRAME_HDR_LEN);
+	ssize_t n = read_full(p->fd, buf, PT_FRAME_HDR_LEN, now_ms() + io);
 	size_t len;
 	int r;
 
-	*inplace = 0;
 	if (n <= 0)
 		return (int)n;
+	if ((size_t)n < PT_FRAME_HDR_LEN)
+		return pt_error_set(e, E(TRUNCATED), EPIPE,
+				    "stream ended inside a frame");
 	r = pt_frame_parse_hdr(buf, (size_t)n, p->rd.max_frame, &f->hdr, e);
 	if (r)
 		return r;
-	/* In place only for the very next frame of the stream: duplicates
-	 * and misordered frames take the checked path and its errors. */
-	if (f->hdr.type == T(PAGE_DATA) && p->have_session &&
-	    f->hdr.seq == p->last_seq + 1 && f->hdr.payload_len) {
-		*inplace = 1;
-		r = read_inplace(p, f, m, e);
-		return r ? r : 1;
-	}
 	len = pt_frame_len(&f->hdr);
-	n = read_full(p->fd, buf + PT_FRAME_HDR_LEN, len - PT_FRAME_HDR_LEN);
+	n = read_full(p->fd, buf + PT_FRAME_HDR_LEN, len - PT_FRAME_HDR_LEN,
+		      now_ms() + io);
 	if (n < 0)
 		return (int)n;
 	if ((size_t)n < len - PT_FRAME_HDR_LEN)
@@ -965,26 +951,32 @@ static int linger(struct peer *p)
 static int serve_conn(struct peer *p)
 {
 	struct pt_error e = { 0 };
-	struct pt_frame f;
-	struct pt_msg m;
-	int r, inplace;
+	struct pt_frame f = { 0 };
+	int r;
 
 	for (;;) {
-		r = next_frame(p, &f, &m, &inplace, &e);
+		r = next_frame(p, &f, &e);
 		if (r == 0)
 			return -ECONNRESET;
 		if (r < 0 && (is_conn_error(r) || r == -EWOULDBLOCK))
 			return r;
+		/* Corrupted in transit (nothing of it was stored): dropping
+		 * the connection makes the source resume after the last
+		 * acked frame and send it again. */
+		if (r < 0 && e.code == E(BAD_CRC) && p->conn_ok &&
+		    ++p->bad_crcs <= BAD_CRC_MAX) {
+			if (!p->o->quiet)
+				fprintf(stderr,
+					"peer: frame %" PRIu64
+					" arrived corrupted (%s): asking for it again\n",
+					f.hdr.seq, e.text);
+			return -ECONNRESET;
+		}
 		if (r < 0)
 			return send_error(p, e.code, -r,
 					  "malformed frame: %s: %s",
 					  pt_error_name(e.code), e.text);
-		if (inplace) {
-			r = on_msg(p, &f, &m);
-			pt_msg_release(&m);
-		} else {
-			r = on_frame(p, &f);
-		}
+		r = on_frame(p, &f);
 		if (r == PEER_DONE && p->o->incoming && !p->resumed)
 			r = switchover(p);
 		if (r == PEER_DONE && p->resumed)
@@ -1000,10 +992,17 @@ static int accept_conn(struct peer *p)
 	int r = poll(&pf, 1, (int)p->o->idle_ms), fd;
 	char err[256];
 
-	/* Restarted after it acked Complete: the source has what it needs
-	 * and will not come back, and the destination memory is whole. */
-	if (r == 0 && p->complete)
+	/* Restarted after it acked Complete: a success only once that
+	 * session's source asked (Resume) and was told; a state file alone
+	 * proves nothing about who left it. */
+	if (r == 0 && p->complete && p->complete_confirmed)
 		return PEER_DONE;
+	if (r == 0 && p->complete)
+		return fail(p, E(SESSION), ETIMEDOUT,
+			    "a completed session %016" PRIx64
+			    " was restored, but its source never asked for "
+			    "it in %" PRIu64 " ms",
+			    p->session_id, p->o->idle_ms);
 	if (r == 0)
 		return fail(p, E(SESSION), ETIMEDOUT,
 			    "no source connected for %" PRIu64 " ms",
@@ -1023,6 +1022,7 @@ static int accept_conn(struct peer *p)
 		return -ECONNREFUSED;
 	}
 	p->fd = fd;
+	p->conn_ok = p->hello_tried = 0;
 	r = pt_sock_timeouts(p->fd, p->o->io_timeout_ms);
 	if (!r)
 		r = pt_reader_init(&p->rd, p->fd, PT_FRAME_MAX_DEFAULT);
@@ -1051,6 +1051,21 @@ static int serve(struct peer *p)
 		p->fd = -1;
 		if (r == PEER_DONE)
 			return 0;
+		/* Garbage, stream frames or a bad Resume from a connection
+		 * that never opened a session (or a Hello refused next to a
+		 * session that stays): that client goes, the port stays for
+		 * the real source. */
+		if (!p->conn_ok && (!p->hello_tried || p->have_session)) {
+			if (!p->o->quiet)
+				fprintf(stderr,
+					"peer: dropped a connection that "
+					"opened no session: %s\n",
+					p->res->err[0] ? p->res->err
+						       : strerror(-r));
+			p->res->err[0] = 0;
+			p->res->code = 0;
+			continue;
+		}
 		/* A broken connection: the source will reconnect. */
 		if (!is_conn_error(r) && r != -EWOULDBLOCK)
 			return r;
@@ -1060,6 +1075,42 @@ static int serve(struct peer *p)
 				", waiting for the source to resume\n",
 				strerror(-r), p->last_seq);
 	}
+}
+
+/* What the destination can hold now (pt_peer_opts.max_mem's default). */
+static uint64_t default_max_mem(const struct pt_peer_opts *o)
+{
+	char dir[PATH_MAX], line[128], *slash;
+	unsigned long long kib = 0;
+	struct statvfs vfs;
+	struct stat st;
+	uint64_t have;
+	FILE *f;
+
+	if (o->incoming)
+		return 0; /* the incoming VM's own layout decides */
+	if (!o->mem_path) {
+		f = fopen("/proc/meminfo", "re");
+		while (f && fgets(line, sizeof(line), f))
+			if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1)
+				break;
+		if (f)
+			fclose(f);
+		return (uint64_t)kib << 10;
+	}
+	snprintf(dir, sizeof(dir), "%s", o->mem_path);
+	slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = 0;
+	else
+		snprintf(dir, sizeof(dir), ".");
+	if (statvfs(dir, &vfs))
+		return 0;
+	have = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	/* A file being replaced gives its blocks back first. */
+	if (!lstat(o->mem_path, &st) && S_ISREG(st.st_mode))
+		have += (uint64_t)st.st_blocks * 512;
+	return have;
 }
 
 int pt_peer_run(const struct pt_peer_opts *opts, struct pt_peer_result *res)
@@ -1076,6 +1127,8 @@ int pt_peer_run(const struct pt_peer_opts *opts, struct pt_peer_result *res)
 		o.io_timeout_ms = PT_IO_TIMEOUT_MS_DEFAULT;
 	if (!o.idle_ms)
 		o.idle_ms = 60000;
+	if (!o.max_mem)
+		o.max_mem = default_max_mem(&o);
 	p.lfd = o.lfd >= 0 ? o.lfd : pt_tcp_listen(o.listen);
 	if (p.lfd < 0)
 		return fail(&p, E(INTERNAL), -p.lfd, "cannot listen on %s: %s",

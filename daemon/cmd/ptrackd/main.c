@@ -32,7 +32,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: ptrackd serve [OPTIONS]   the service (see ptrackd serve --help)\n"
 		"       ptrackd peer --listen HOST:PORT (--vmm-socket PATH | --mem-file PATH)\n"
-		"                    [--state-dir DIR] [--idle-ms N] [--quiet]\n"
+		"                    [--state-dir DIR] [--idle-ms N] [--max-mem BYTES] [--quiet]\n"
 		"       ptrackd source --vmm-socket PATH --to HOST:PORT [--downtime-ms N]\n"
 		"                    [--bandwidth BYTES/s] [--max-rounds N] [--time-limit-ms N]\n"
 		"                    [--dump-memory PATH] [--tcp-congestion NAME] [--quiet]\n"
@@ -102,6 +102,7 @@ static int run_peer(int argc, char **argv)
 		{ "vmm-socket", required_argument, NULL, 'v' },
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "idle-ms", required_argument, NULL, 'i' },
+		{ "max-mem", required_argument, NULL, 'M' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		TLS_CLI_OPTIONS,
@@ -114,7 +115,8 @@ static int run_peer(int argc, char **argv)
 	struct pt_tls *t;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "l:m:v:s:i:qh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:m:v:s:i:M:qh", lo, NULL)) !=
+	       -1) {
 		switch (c) {
 		case 'l':
 			o.listen = optarg;
@@ -130,6 +132,9 @@ static int run_peer(int argc, char **argv)
 			break;
 		case 'i':
 			o.idle_ms = strtoull(optarg, NULL, 0);
+			break;
+		case 'M':
+			o.max_mem = strtoull(optarg, NULL, 0);
 			break;
 		case 'q':
 			o.quiet = 1;

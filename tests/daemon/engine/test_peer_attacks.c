@@ -1,0 +1,442 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The destination against its own protocol's abuse (issue 14's findings),
+ * with attacking clients written from proto/ptrack.proto and
+ * codec/frame.h, not from the engine's source: stream frames on a
+ * connection that opened no session, a wrong Resume, garbage, a Hello
+ * larger than the destination, a new Hello over a completed destination,
+ * a restored "complete" that nobody asks for, a frame corrupted in
+ * transit (recovered by retransmission). Plain TCP here: these test the
+ * protocol behind the TLS handshake (test_tls.c tests that one).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "codec/crc32c.h"
+#include "codec/frame.h"
+#include "codec/msg.h"
+#include "engine/migrate.h"
+#include "engine_util.h"
+#include "memfd_source.h"
+#include "pt_test.h"
+
+#define T(name) PTRACK__V1__MSG_TYPE__MSG_TYPE_##name
+#define E(name) PTRACK__V1__ERROR_CODE__ERROR_##name
+#define MIB (1ull << 20)
+
+struct apeer {
+	struct pt_peer_opts o;
+	struct pt_peer_result res;
+	char dir[PATH_MAX], mem[PATH_MAX + 16], state[PATH_MAX + 16];
+	char to[64];
+	int rc;
+	pthread_t th;
+};
+
+static void *apeer_main(void *arg)
+{
+	struct apeer *p = arg;
+
+	p->rc = pt_peer_run(&p->o, &p->res);
+	return NULL;
+}
+
+/* An in-process destination on @dir (a new one when @dir is NULL). */
+static void apeer_start(struct apeer *p, const char *dir, uint64_t idle_ms)
+{
+	struct sockaddr_in a = { 0 };
+	socklen_t al = sizeof(a);
+
+	if (dir)
+		snprintf(p->dir, sizeof(p->dir), "%s", dir);
+	else
+		eu_tmpdir(p->dir, sizeof(p->dir));
+	CU_ASSERT_FATAL(p->dir[0] != 0);
+	snprintf(p->mem, sizeof(p->mem), "%s/dest.mem", p->dir);
+	snprintf(p->state, sizeof(p->state), "%s/state", p->dir);
+	mkdir(p->state, 0700);
+	p->o.lfd = pt_tcp_listen("127.0.0.1:0");
+	CU_ASSERT_FATAL(p->o.lfd >= 0);
+	getsockname(p->o.lfd, (struct sockaddr *)&a, &al);
+	snprintf(p->to, sizeof(p->to), "127.0.0.1:%d", ntohs(a.sin_port));
+	p->o.mem_path = p->mem;
+	p->o.state_dir = p->state;
+	p->o.idle_ms = idle_ms;
+	if (!p->o.io_timeout_ms)
+		p->o.io_timeout_ms = 2000;
+	p->o.quiet = 1;
+	CU_ASSERT_FATAL(pthread_create(&p->th, NULL, apeer_main, p) == 0);
+}
+
+static void apeer_join(struct apeer *p)
+{
+	pthread_join(p->th, NULL);
+	close(p->o.lfd);
+}
+
+static int migrate_to(const char *to, struct msrc *m,
+		      struct pt_source_result *res)
+{
+	struct pt_source_opts so = { .to = to,
+				     .reconnect_ms = 3000,
+				     .io_timeout_ms = 2000 };
+
+	return pt_migrate(msrc_source(m), &so, res);
+}
+
+/* Sends one frame of @type built from @msg (plain TCP, as an attacker). */
+static int send_frame(int fd, uint16_t type, uint64_t seq,
+		      const ProtobufCMessage *msg, const struct iovec *pl,
+		      int npl)
+{
+	struct pt_txframe tx;
+	int r = pt_txframe_init(&tx);
+
+	if (!r)
+		r = pt_frame_build(&tx, type, 0, seq, msg, pl, npl,
+				   PT_FRAME_MAX_DEFAULT, NULL);
+	if (!r)
+		r = pt_frame_send(fd, &tx);
+	pt_txframe_release(&tx);
+	return r;
+}
+
+/* The Error code the peer answers with before closing, -1: none. */
+static int read_error(int fd, char *text, size_t len)
+{
+	struct pt_reader rd;
+	struct pt_frame f;
+	struct pt_msg m;
+	int code = -1;
+
+	if (text)
+		text[0] = 0;
+	if (pt_reader_init(&rd, fd, PT_FRAME_MAX_DEFAULT))
+		return -1;
+	while (pt_reader_next(&rd, &f, NULL) == 1) {
+		if (f.hdr.type != T(ERROR) || pt_msg_decode(&f, NULL, &m, NULL))
+			continue;
+		code = m.u.error->code;
+		if (text)
+			snprintf(text, len, "%s", m.u.error->text);
+		pt_msg_release(&m);
+	}
+	pt_reader_release(&rd);
+	return code;
+}
+
+static int attacker_connect(const char *to)
+{
+	int fd = pt_tcp_connect(to, 1000);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	pt_sock_timeouts(fd, 3000);
+	return fd;
+}
+
+/*
+ * Findings 1b and 6a: stream frames on a connection that sent no Hello,
+ * a Resume guessing the session, and 32 bytes of garbage are refused
+ * without a word about the session or its layout, and none of them costs
+ * the real source its destination: it migrates afterwards.
+ */
+static void test_unbound_connections_refused(void)
+{
+	static const uint8_t junk[32] = "0123456789abcdef0123456789abcdef";
+	struct msrc_opts mo = { .size = 4 * MIB, .writers = 1, .rate = 2000 };
+	Ptrack__V1__IterationDone it = PTRACK__V1__ITERATION_DONE__INIT;
+	Ptrack__V1__Resume rs = PTRACK__V1__RESUME__INIT;
+	struct pt_source_result res;
+	struct apeer p = { 0 };
+	const uint8_t *mem;
+	struct msrc *m;
+	uint64_t size;
+	char text[256];
+	int fd;
+
+	apeer_start(&p, NULL, 15000);
+	fd = attacker_connect(p.to);
+	send_frame(fd, T(ITERATION_DONE), 2, &it.base, NULL, 0);
+	CU_ASSERT_EQUAL(read_error(fd, text, sizeof(text)), E(SESSION));
+	CU_ASSERT(strstr(text, "before Hello") ||
+		  strstr(text, "no Hello or Resume"));
+	close(fd);
+	fd = attacker_connect(p.to);
+	rs.session_id = 0x1234;
+	send_frame(fd, T(RESUME), 0, &rs.base, NULL, 0);
+	CU_ASSERT_EQUAL(read_error(fd, text, sizeof(text)), E(SESSION));
+	CU_ASSERT(strstr(text, "1234") == NULL);
+	close(fd);
+	fd = attacker_connect(p.to);
+	CU_ASSERT(write(fd, junk, sizeof(junk)) == sizeof(junk));
+	read_error(fd, NULL, 0);
+	close(fd);
+	CU_ASSERT(access(p.mem, F_OK) != 0);
+	CU_ASSERT_FATAL(msrc_create(&m, &mo) == 0);
+	CU_ASSERT_EQUAL(migrate_to(p.to, m, &res), 0);
+	if (res.err[0])
+		fprintf(stderr, "real source: %s\n", res.err);
+	apeer_join(&p);
+	if (p.rc)
+		fprintf(stderr, "peer: %s\n", p.res.err);
+	CU_ASSERT_EQUAL(p.rc, 0);
+	mem = msrc_mem(m, &size);
+	CU_ASSERT_EQUAL(eu_compare(p.mem, mem, size), 0);
+	msrc_destroy(m);
+	eu_rmdir(p.dir);
+}
+
+/* Finding 2: a Hello larger than the destination may hold is refused
+ * before anything is allocated or created. */
+static void test_hello_over_limit(void)
+{
+	struct msrc_opts mo = { .size = 8 * MIB, .writers = 1, .rate = 1000 };
+	struct pt_source_result res;
+	struct apeer p = { .o = { .max_mem = 4 * MIB } };
+	struct msrc *m;
+
+	apeer_start(&p, NULL, 3000);
+	CU_ASSERT_FATAL(msrc_create(&m, &mo) == 0);
+	CU_ASSERT(migrate_to(p.to, m, &res) < 0);
+	CU_ASSERT_EQUAL(res.code, E(NO_SPACE));
+	CU_ASSERT(strstr(res.err, "limit") != NULL);
+	CU_ASSERT(!msrc_paused(m));
+	apeer_join(&p);
+	CU_ASSERT(p.rc < 0);
+	CU_ASSERT(access(p.mem, F_OK) != 0);
+	msrc_destroy(m);
+	eu_rmdir(p.dir);
+}
+
+/*
+ * Findings 5a, 5c: a peer restarted on the state of a completed migration
+ * keeps that memory whatever Hello comes, and is no success unless that
+ * session's source asks for it.
+ */
+static void test_completed_destination_kept(void)
+{
+	struct msrc_opts mo = { .size = 4 * MIB, .writers = 1, .rate = 2000 };
+	struct pt_source_result res;
+	struct apeer p = { 0 }, q = { 0 };
+	struct msrc *m, *m2;
+	const uint8_t *mem;
+	uint64_t size;
+
+	apeer_start(&p, NULL, 15000);
+	CU_ASSERT_FATAL(msrc_create(&m, &mo) == 0);
+	CU_ASSERT_EQUAL_FATAL(migrate_to(p.to, m, &res), 0);
+	apeer_join(&p);
+	CU_ASSERT_EQUAL(p.rc, 0);
+	/* Restarted on the same state: another guest's Hello is refused. */
+	apeer_start(&q, p.dir, 1500);
+	CU_ASSERT_FATAL(msrc_create(&m2, &mo) == 0);
+	CU_ASSERT(migrate_to(q.to, m2, &res) < 0);
+	CU_ASSERT(strstr(res.err, "completed migration") != NULL);
+	apeer_join(&q);
+	/* Nobody asked for the restored session: not a success. */
+	CU_ASSERT(q.rc < 0);
+	CU_ASSERT(strstr(q.res.err, "never asked") != NULL);
+	mem = msrc_mem(m, &size);
+	CU_ASSERT_EQUAL(eu_compare(p.mem, mem, size), 0);
+	msrc_destroy(m2);
+	msrc_destroy(m);
+	eu_rmdir(p.dir);
+}
+
+/* Clears the complete flag of a state file (struct state_hdr in
+ * engine/peer.c: flags at 24, CRC32C of bytes 0..27 and the Hello at 28),
+ * as a session interrupted before Complete leaves it. */
+static int make_unfinished(const char *path)
+{
+	uint8_t buf[PT_MSG_MAX + 32];
+	uint32_t flags = 0, crc, hlen;
+	FILE *f = fopen(path, "r+b");
+	size_t n;
+
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf), f);
+	memcpy(&hlen, buf + 4, 4);
+	if (n < 32 || n != 32 + hlen) {
+		fclose(f);
+		return -1;
+	}
+	memcpy(buf + 24, &flags, 4);
+	crc = pt_crc32c(pt_crc32c(0, buf, 28), buf + 32, hlen);
+	memcpy(buf + 28, &crc, 4);
+	rewind(f);
+	n = fwrite(buf, 1, 32 + hlen, f);
+	fclose(f);
+	return n == 32 + hlen ? 0 : -1;
+}
+
+/* Finding 5b: the state of an unfinished session is gone before a new
+ * session touches the destination, even when that session goes no
+ * further (here: refused as too large). */
+static void test_state_invalidated_first(void)
+{
+	struct msrc_opts mo = { .size = 4 * MIB, .writers = 1, .rate = 2000 };
+	struct msrc_opts big = { .size = 8 * MIB, .writers = 1, .rate = 2000 };
+	struct pt_source_result res;
+	struct apeer p = { 0 }, q = { .o = { .max_mem = 6 * MIB } };
+	char path[PATH_MAX + 32];
+	struct msrc *m;
+
+	apeer_start(&p, NULL, 15000);
+	CU_ASSERT_FATAL(msrc_create(&m, &mo) == 0);
+	CU_ASSERT_EQUAL(migrate_to(p.to, m, &res), 0);
+	apeer_join(&p);
+	msrc_destroy(m);
+	snprintf(path, sizeof(path), "%s/session.state", p.state);
+	CU_ASSERT_FATAL(make_unfinished(path) == 0);
+	apeer_start(&q, p.dir, 1500);
+	CU_ASSERT_FATAL(msrc_create(&m, &big) == 0);
+	CU_ASSERT(migrate_to(q.to, m, &res) < 0);
+	CU_ASSERT_EQUAL(res.code, E(NO_SPACE));
+	apeer_join(&q);
+	msrc_destroy(m);
+	CU_ASSERT(access(path, F_OK) != 0);
+	eu_rmdir(p.dir);
+}
+
+/* A TCP relay that flips one byte of the first connection's source to
+ * peer stream at @flip_at, then relays every later connection whole. */
+struct flipper {
+	int lfd;
+	char to[64];
+	uint64_t flip_at;
+	int conns, stop, flipped;
+	pthread_t th;
+};
+
+static void flip_conn(struct flipper *fl, int a, int b, int flip)
+{
+	struct pollfd p[2] = { { .fd = a, .events = POLLIN },
+			       { .fd = b, .events = POLLIN } };
+	static uint8_t buf[65536];
+	uint64_t up = 0;
+	ssize_t n;
+	int i;
+
+	while (!fl->stop && poll(p, 2, 100) >= 0) {
+		for (i = 0; i < 2; i++) {
+			if (!(p[i].revents & (POLLIN | POLLHUP)))
+				continue;
+			n = read(p[i].fd, buf, sizeof(buf));
+			if (n <= 0)
+				return;
+			if (i == 0 && flip && !fl->flipped &&
+			    up + (uint64_t)n > fl->flip_at) {
+				buf[fl->flip_at - up] ^= 0x40;
+				fl->flipped = 1;
+			}
+			if (write(p[!i].fd, buf, (size_t)n) != n)
+				return;
+			up += i == 0 ? (uint64_t)n : 0;
+		}
+	}
+}
+
+static void *flipper_main(void *arg)
+{
+	struct flipper *fl = arg;
+	struct pollfd p = { .fd = fl->lfd, .events = POLLIN };
+	int a, b;
+
+	while (!fl->stop) {
+		if (poll(&p, 1, 100) != 1)
+			continue;
+		a = accept(fl->lfd, NULL, NULL);
+		b = pt_tcp_connect(fl->to, 1000);
+		if (a >= 0 && b >= 0)
+			flip_conn(fl, a, b, fl->conns++ == 0);
+		if (a >= 0)
+			close(a);
+		if (b >= 0)
+			close(b);
+	}
+	return NULL;
+}
+
+/* Finding 8: a frame corrupted in transit is never stored; the peer drops
+ * the connection and the source resends it: the migration completes with
+ * identical memory. */
+static void test_bad_crc_retransmitted(void)
+{
+	struct msrc_opts mo = {
+		.size = 8 * MIB, .writers = 1, .rate = 2000, .fill_all = 1
+	};
+	struct flipper fl = { .flip_at = 3 * MIB };
+	struct sockaddr_in a = { 0 };
+	socklen_t al = sizeof(a);
+	struct pt_source_result res;
+	struct apeer p = { 0 };
+	const uint8_t *mem;
+	char via[64];
+	struct msrc *m;
+	uint64_t size;
+
+	apeer_start(&p, NULL, 15000);
+	snprintf(fl.to, sizeof(fl.to), "%s", p.to);
+	fl.lfd = pt_tcp_listen("127.0.0.1:0");
+	CU_ASSERT_FATAL(fl.lfd >= 0);
+	getsockname(fl.lfd, (struct sockaddr *)&a, &al);
+	snprintf(via, sizeof(via), "127.0.0.1:%d", ntohs(a.sin_port));
+	pthread_create(&fl.th, NULL, flipper_main, &fl);
+	CU_ASSERT_FATAL(msrc_create(&m, &mo) == 0);
+	CU_ASSERT_EQUAL(migrate_to(via, m, &res), 0);
+	CU_ASSERT(fl.flipped);
+	CU_ASSERT(res.reconnects >= 1);
+	apeer_join(&p);
+	CU_ASSERT_EQUAL(p.rc, 0);
+	mem = msrc_mem(m, &size);
+	CU_ASSERT_EQUAL(eu_compare(p.mem, mem, size), 0);
+	fl.stop = 1;
+	pthread_join(fl.th, NULL);
+	close(fl.lfd);
+	msrc_destroy(m);
+	eu_rmdir(p.dir);
+}
+
+/* Finding 6b: a client trickling a frame a byte at a time runs into the
+ * frame's deadline, not a fresh timeout per byte. */
+static void test_trickle_deadline(void)
+{
+	struct apeer p = { .o = { .io_timeout_ms = 1000 } };
+	uint8_t hdr[PT_FRAME_HDR_LEN] = { 'P', 'T', 'R', 'K' };
+	uint64_t t0 = 0;
+	struct timespec ts;
+	int fd, i;
+
+	apeer_start(&p, NULL, 3000);
+	fd = attacker_connect(p.to);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t0 = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	/* One byte every 500 ms: each read is well within the timeout. */
+	for (i = 0; i < (int)sizeof(hdr); i++) {
+		if (write(fd, &hdr[i], 1) != 1)
+			break;
+		usleep(500000);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		if ((uint64_t)ts.tv_sec * 1000 +
+			    (uint64_t)ts.tv_nsec / 1000000 - t0 >
+		    6000)
+			break;
+	}
+	/* Dropped within the deadline (2 s), far before 32 bytes * 0.5 s. */
+	CU_ASSERT(i < 10);
+	close(fd);
+	apeer_join(&p);
+	eu_rmdir(p.dir);
+}
+
+PT_SUITE(peer_attacks, PT_TEST(test_unbound_connections_refused),
+	 PT_TEST(test_hello_over_limit),
+	 PT_TEST(test_completed_destination_kept),
+	 PT_TEST(test_state_invalidated_first),
+	 PT_TEST(test_bad_crc_retransmitted), PT_TEST(test_trickle_deadline));
