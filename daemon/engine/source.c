@@ -291,8 +291,11 @@ static void clear_round(struct src *s)
 {
 	size_t i;
 
+	/* Also on teardown after a set-up that stopped half way. */
 	for (i = 0; i < s->lay.n; i++)
-		memset(s->dirty[i], 0, pt_bitmap_words(s->lay.r[i].npages) * 8);
+		if (s->dirty[i])
+			memset(s->dirty[i], 0,
+			       pt_bitmap_words(s->lay.r[i].npages) * 8);
 	for (i = 0; i < s->nbatch; i++)
 		free(s->batches[i].gfns);
 	s->nbatch = 0;

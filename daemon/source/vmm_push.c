@@ -8,6 +8,7 @@
 #include "source/vmm_push.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -454,14 +455,24 @@ static int map_region(struct pt_mem_region *r, const Ptrack__Vmm__V1__Region *m,
 	return 0;
 }
 
-static bool ids_unique(const Ptrack__Vmm__V1__RegisterVm *reg)
+/* Unique ids and guest-physical ranges that neither wrap nor overlap. */
+static bool regions_sane(const Ptrack__Vmm__V1__RegisterVm *reg)
 {
+	const Ptrack__Vmm__V1__Region *a, *b;
 	size_t i, j;
 
-	for (i = 0; i < reg->n_regions; i++)
-		for (j = 0; j < i; j++)
-			if (reg->regions[i]->id == reg->regions[j]->id)
+	for (i = 0; i < reg->n_regions; i++) {
+		a = reg->regions[i];
+		if (a->gpa_base + a->size < a->gpa_base)
+			return false;
+		for (j = 0; j < i; j++) {
+			b = reg->regions[j];
+			if (a->id == b->id ||
+			    (a->gpa_base < b->gpa_base + b->size &&
+			     b->gpa_base < a->gpa_base + a->size))
 				return false;
+		}
+	}
 	return true;
 }
 
@@ -472,7 +483,7 @@ static int check_register(const Ptrack__Vmm__V1__RegisterVm *reg, int nfds)
 	if (!reg->n_regions || reg->n_regions > PTL_FDS_MAX - 3 ||
 	    nfds != 3 + (int)reg->n_regions || reg->uuid.len != 16 ||
 	    !reg->vcpus || reg->vcpus > 4096 || strlen(reg->name) > 63 ||
-	    !ids_unique(reg))
+	    !regions_sane(reg))
 		return -EINVAL;
 	if (reg->kind != PTRACK__VMM__V1__DIRTY_KIND__DIRTY_KIND_BITMAP &&
 	    reg->kind != PTRACK__VMM__V1__DIRTY_KIND__DIRTY_KIND_RING)
@@ -506,9 +517,19 @@ static int build_source(struct vmm_src *vs,
 	}
 	vs->data_efd = fds[1];
 	vs->space_efd = fds[2];
+
 	s->nregions = reg->n_regions;
 	for (i = 0; i < s->nregions; i++)
 		s->regions[i].fd = fds[3 + i];
+	/* A VMM that left its counter near 2^64 must not block a write of
+	 * ours: the service loop and every other VM would stop with it. */
+	if (fcntl(vs->space_efd, F_SETFL,
+		  fcntl(vs->space_efd, F_GETFL) | O_NONBLOCK) ||
+	    fcntl(vs->data_efd, F_SETFL,
+		  fcntl(vs->data_efd, F_GETFL) | O_NONBLOCK)) {
+		close(fds[0]);
+		return -EBADF;
+	}
 	ret = map_shm(vs, fds[0], reg->shm_size);
 	close(fds[0]);
 	if (ret)

@@ -435,8 +435,34 @@ static void test_trickle_deadline(void)
 	eu_rmdir(p.dir);
 }
 
+/* Finding 4b: two regions whose guest-physical ranges overlap fail the
+ * migration with a reason, and the teardown of the half set-up source
+ * engine does not crash (it did in clear_round). */
+static void test_overlapping_regions_refused(void)
+{
+	struct msrc_opts mo = {
+		.size = 4 * MIB, .nregions = 2, .writers = 1, .rate = 1000
+	};
+	struct pt_source_result res;
+	struct pt_dirty_source *ds;
+	struct msrc *m;
+	uint64_t base;
+
+	CU_ASSERT_FATAL(msrc_create(&m, &mo) == 0);
+	ds = msrc_source(m);
+	CU_ASSERT_FATAL(ds->nregions == 2);
+	base = ds->regions[1].gpa_base;
+	ds->regions[1].gpa_base = ds->regions[0].gpa_base;
+	CU_ASSERT(migrate_to("127.0.0.1:1", m, &res) < 0);
+	CU_ASSERT(strstr(res.err, "overlaps") != NULL);
+	CU_ASSERT(!msrc_paused(m));
+	ds->regions[1].gpa_base = base;
+	msrc_destroy(m);
+}
+
 PT_SUITE(peer_attacks, PT_TEST(test_unbound_connections_refused),
 	 PT_TEST(test_hello_over_limit),
 	 PT_TEST(test_completed_destination_kept),
 	 PT_TEST(test_state_invalidated_first),
-	 PT_TEST(test_bad_crc_retransmitted), PT_TEST(test_trickle_deadline));
+	 PT_TEST(test_bad_crc_retransmitted), PT_TEST(test_trickle_deadline),
+	 PT_TEST(test_overlapping_regions_refused));
