@@ -2,6 +2,9 @@
 #
 #   make              build daemon, tools, tests and benchmarks (build/normal)
 #   make SAN=1        the same with ASan+UBSan (build/san), side by side
+#   make ARCH=arm64   cross-build ptrackd, ptrackctl, ptrack-vmm and libptrack
+#                     for arm64 (build/arm64; mk/deps-arm64.sh installs the
+#                     arm64 -dev packages)
 #   make check        the full test run (README's test command)
 #   make demo         the main job (README's demo command)
 #   make deps         install the Debian 12 packages the project needs
@@ -25,7 +28,14 @@ SHELL := /bin/bash
 BUILD ?= build
 SAN ?= 0
 
-ifeq ($(SAN),1)
+# ARCH=arm64 cross-builds the shipped programs with Debian's arm64 multiarch
+# -dev packages; anything else builds for this machine.
+ARCH ?=
+ifeq ($(ARCH),arm64)
+O := $(BUILD)/arm64
+SANFLAGS :=
+OPT := -O2
+else ifeq ($(SAN),1)
 O := $(BUILD)/san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	    -fno-sanitize-recover=undefined
@@ -38,10 +48,25 @@ endif
 
 PKGS := libprotobuf-c libisal cunit libsystemd libnl-genl-3.0 libvirt inih gnutls \
 	libmicrohttpd
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-
+PKG_CONFIG := pkg-config
 CC := gcc
+ifeq ($(ARCH),arm64)
+# libisal2:arm64 cannot be installed beside the amd64 one (not Multi-Arch:
+# same): mk/deps-arm64.sh unpacks Debian's arm64 package into a private
+# sysroot, the programs link it from there (its shared library goes into
+# the emulated host's image). CUnit is for the tests, which run here.
+ARM64_SYSROOT ?= $(BUILD)/arm64-sysroot
+PKGS := $(filter-out libisal cunit,$(PKGS))
+PKG_CONFIG := env PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig \
+	pkg-config
+CC := aarch64-linux-gnu-gcc
+ISAL_CFLAGS := -I$(ARM64_SYSROOT)/usr/include
+ISAL_SO := $(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu/libisal.so
+ISAL_LIBS := -L$(dir $(ISAL_SO)) -lisal
+endif
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null) $(ISAL_CFLAGS)
+PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) $(ISAL_LIBS)
+
 CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE \
 	  -I. -Iinclude -Idaemon -Itests/lib -I$(O)/gen $(SANFLAGS) -MMD -MP
 LDFLAGS := $(SANFLAGS) -Wl,--as-needed
@@ -77,7 +102,7 @@ CMDS := $(notdir $(wildcard daemon/cmd/*))
 CMD_BINS := $(CMDS:%=$(O)/bin/%)
 
 # ptrack-vmm: the generic VMM plus one architecture's guest and set-up.
-VMM_ARCH := $(shell uname -m)
+VMM_ARCH := $(if $(filter arm64,$(ARCH)),aarch64,$(shell uname -m))
 VMM_SRCS := $(filter-out tools/ptrack-vmm/arch_%.c tools/ptrack-vmm/guest_%.c,\
 	$(wildcard tools/ptrack-vmm/*.c)) \
 	$(wildcard tools/ptrack-vmm/arch_$(VMM_ARCH).c \
@@ -96,6 +121,10 @@ BENCH_BINS := $(BENCHES:%=$(O)/bin/bench-%)
 
 ALL_BINS := $(CMD_BINS) $(VMM_BIN) $(TEST_BIN) $(BENCH_BINS)
 ALL_LIBS := $(LIBPTRACK_A) $(LIBPTRACK_SO)
+ifeq ($(ARCH),arm64)
+# The tests and benchmarks run here; the programs run in the emulated host.
+ALL_BINS := $(CMD_BINS) $(VMM_BIN)
+endif
 
 # Man pages: checked with groff -ww (any warning fails the build), shipped
 # gzipped, and rendered to text for reading in the tree.
@@ -104,7 +133,14 @@ MAN_OUT := $(MAN_SRCS:man/%=$(O)/man/%.gz) $(MAN_SRCS:man/%=$(O)/man/%.txt)
 
 .PHONY: all deps check demo lint fuzz fuzz-build bench clean kernel deb \
 	arm64-test qemu pta pta-test dkms-check bench-kernel bench-pta
+ifeq ($(ARCH),arm64)
+all: $(ALL_BINS) $(ALL_LIBS)
+$(CORE_OBJS) $(LIBPTRACK_OBJS) $(LIBPTRACK_PIC): | $(ISAL_SO)
+$(ISAL_SO):
+	bash mk/deps-arm64.sh $(ARM64_SYSROOT)
+else
 all: $(ALL_BINS) $(ALL_LIBS) $(MAN_OUT)
+endif
 
 $(O)/man/%.gz: man/%
 	@mkdir -p $(@D)
@@ -151,7 +187,7 @@ $(LIBPTRACK_SO): $(LIBPTRACK_PIC) libptrack/libptrack.map
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -shared -Wl,-soname,$(LIBPTRACK_SONAME) \
 		-Wl,--version-script=libptrack/libptrack.map -o $@ \
-		$(LIBPTRACK_PIC) $$(pkg-config --libs libprotobuf-c)
+		$(LIBPTRACK_PIC) $$($(PKG_CONFIG) --libs libprotobuf-c)
 	@bad=$$(nm -D --defined-only $@ | awk '{print $$3}' | \
 		grep -v '^ptl_' | grep -v '^LIBPTRACK_'); \
 		[ -z "$$bad" ] || { echo "$@ exports $$bad"; rm -f $@; exit 1; }
