@@ -18,6 +18,12 @@ void vmm_arch_init_memory(struct vmm *vm);
 int vmm_arch_init_vcpu(struct vmm_vcpu *v);
 /* True when @run's exit is the guest's batch doorbell. */
 bool vmm_arch_is_batch_exit(const struct kvm_run *run);
+/* Dirty-log set-up of the arch, after the generic one and before any
+ * memslot exists (KVM wants ring-related capabilities then). */
+int vmm_arch_setup_dirty(struct vmm *vm);
+/* Turns on vm->o.tracking once the memslot logs dirty pages; -EOPNOTSUPP
+ * for a tracking the arch does not have. */
+int vmm_arch_setup_tracking(struct vmm *vm);
 
 /*
  * Migration: everything of a paused vCPU's state the guest depends on,

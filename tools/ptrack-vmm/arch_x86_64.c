@@ -250,3 +250,15 @@ int vmm_arch_load_vcpu(struct vmm_vcpu *v, const void *buf)
 		ret = xioctl(v->fd, KVM_SET_DEBUGREGS, (void *)&s->dregs);
 	return ret;
 }
+
+int vmm_arch_setup_dirty(struct vmm *vm)
+{
+	(void)vm;
+	return 0;
+}
+
+/* x86 has no page tracking device: write-protect (or PML) only. */
+int vmm_arch_setup_tracking(struct vmm *vm)
+{
+	return vm->o.tracking == VMM_TRACK_WP ? 0 : -EOPNOTSUPP;
+}

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * ptrack-vmm: runs a write-heavy x86_64 KVM guest and either checks its own
+ * ptrack-vmm: runs a write-heavy KVM guest (x86_64 or arm64) and either checks its own
  * dirty log against ground truth for a number of rounds (the default), or
  * registers with ptrackd and serves its requests (--ptrackd).
  */
@@ -49,6 +49,9 @@ static void usage(FILE *f, const char *argv0)
 		"      --ring-entries N    dirty ring entries per vCPU, power of 2\n"
 		"                          (default 65536: PVM hosts were seen to livelock\n"
 		"                          at <= 4096; min 256)\n"
+		"  -t, --tracking T        wp | device (default wp): write-protect\n"
+		"                          faults, or the arm64 page tracking device\n"
+		"                          (KVM_CAP_ARM_PAGE_TRACKING_DEVICE)\n"
 		"Standalone ground-truth mode (default):\n"
 		"  -n, --rounds N          harvest rounds (default 20)\n"
 		"  -i, --interval MS       time between harvests (default 100)\n"
@@ -140,6 +143,7 @@ static const struct option longopts[] = {
 	{ "hot-pct", required_argument, NULL, OPT_HOT_PCT },
 	{ "dirty", required_argument, NULL, 'd' },
 	{ "ring-entries", required_argument, NULL, OPT_RING_ENTRIES },
+	{ "tracking", required_argument, NULL, 't' },
 	{ "rounds", required_argument, NULL, 'n' },
 	{ "interval", required_argument, NULL, 'i' },
 	{ "no-check", no_argument, NULL, OPT_NO_CHECK },
@@ -169,6 +173,7 @@ static int parse_opt(struct cli *c, int opt, const char *arg)
 {
 	static const char *const patterns[] = { "seq", "random", "hotcold" };
 	static const char *const modes[] = { "bitmap", "ring" };
+	static const char *const trackings[] = { "wp", "device" };
 	uint64_t v = 0;
 	int r = 0;
 
@@ -182,6 +187,10 @@ static int parse_opt(struct cli *c, int opt, const char *arg)
 	case 'd':
 		r = parse_enum(arg, modes, 2);
 		c->o.dirty = r;
+		return r < 0 ? r : 0;
+	case 't':
+		r = parse_enum(arg, trackings, 2);
+		c->o.tracking = r;
 		return r < 0 ? r : 0;
 	case 'P':
 		c->ptrackd = arg;
@@ -259,7 +268,7 @@ static int parse_cli(struct cli *c, int argc, char **argv)
 		.interval_ms = 100,
 		.name = "ptrack-vmm",
 	};
-	while ((opt = getopt_long(argc, argv, "m:c:p:r:d:n:i:P:h", longopts,
+	while ((opt = getopt_long(argc, argv, "m:c:p:r:d:t:n:i:P:h", longopts,
 				  NULL)) != -1) {
 		if (opt == 'h') {
 			usage(stdout, argv[0]);
@@ -354,7 +363,8 @@ static void print_summary(const struct cli *c, struct vmm *vm,
 	static const char *const pn[] = { "seq", "random", "hotcold" };
 	double fp_rate = chk->harvested ? (double)chk->fp / chk->harvested : 0;
 
-	printf("%s\"result\":\"%s\",\"mode\":\"%s\",\"pattern\":\"%s\","
+	printf("%s\"result\":\"%s\",\"mode\":\"%s\",\"tracking\":\"%s\","
+	       "\"pattern\":\"%s\","
 	       "\"vcpus\":%u,\"mem\":%" PRIu64 ",\"rounds\":%u,"
 	       "\"false_negatives\":%" PRIu64 ",\"false_positives\":%" PRIu64
 	       ",\"harvested\":%" PRIu64 ",\"changed\":%" PRIu64
@@ -365,6 +375,7 @@ static void print_summary(const struct cli *c, struct vmm *vm,
 	       c->json ? "{" : "summary {",
 	       chk->fn ? "FAIL" : (c->no_check ? "unchecked" : "ok"),
 	       vm->o.dirty == VMM_DIRTY_RING ? "ring" : "bitmap",
+	       vm->o.tracking == VMM_TRACK_DEVICE ? "device" : "wp",
 	       pn[vm->o.pattern], vm->o.vcpus, vm->o.mem, rounds, chk->fn,
 	       chk->fp, chk->harvested, chk->changed_total, fp_rate,
 	       t->secs > 0 ? t->stores / t->secs : 0, t->get_ms / rounds,

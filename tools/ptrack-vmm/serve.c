@@ -47,6 +47,10 @@ static int push(struct ptl_client *c, struct serve *s)
 		if (ret)
 			return ret;
 	}
+	/* What reached no ring is in the ring's bitmap: push it as well. */
+	if (s->h.nring_bitmap)
+		return ptl_push_bitmap(c, 0, 0, s->vm->npages,
+				       s->h.ring_bitmap);
 	return 0;
 }
 

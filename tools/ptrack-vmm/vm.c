@@ -144,13 +144,18 @@ const char *vmm_opts_error(const struct vmm_opts *o)
 
 static int setup_dirty(struct vmm *vm)
 {
+	int ret;
+
 	if (vm->o.dirty == VMM_DIRTY_RING)
-		return enable_cap(vm->vmfd, KVM_CAP_DIRTY_LOG_RING_ACQ_REL,
-				  (uint64_t)vm->o.ring_entries *
-					  sizeof(struct kvm_dirty_gfn));
-	/* No INITIALLY_SET: the first harvest then holds only real writes. */
-	return enable_cap(vm->vmfd, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
-			  KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE);
+		ret = enable_cap(vm->vmfd, KVM_CAP_DIRTY_LOG_RING_ACQ_REL,
+				 (uint64_t)vm->o.ring_entries *
+					 sizeof(struct kvm_dirty_gfn));
+	else
+		/* No INITIALLY_SET: the first harvest then holds only real
+		 * writes. */
+		ret = enable_cap(vm->vmfd, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+				 KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE);
+	return ret ? ret : vmm_arch_setup_dirty(vm);
 }
 
 int vmm_create(struct vmm *vm, const struct vmm_opts *o)
@@ -179,6 +184,9 @@ int vmm_create(struct vmm *vm, const struct vmm_opts *o)
 	if (ret)
 		return ret;
 	ret = setup_memory(vm);
+	if (ret)
+		return ret;
+	ret = vmm_arch_setup_tracking(vm);
 	if (ret)
 		return ret;
 	vm->vcpu = calloc(o->vcpus, sizeof(*vm->vcpu));
@@ -542,7 +550,10 @@ int vmm_harvest_init(struct vmm *vm, struct vmm_harvest *h)
 	h->gfns = calloc(n, sizeof(*h->gfns));
 	h->ngfns = calloc(n, sizeof(*h->ngfns));
 	h->capgfns = calloc(n, sizeof(*h->capgfns));
-	if (!h->bitmap || !h->gfns || !h->ngfns || !h->capgfns) {
+	if (vm->ring_with_bitmap)
+		h->ring_bitmap = calloc((vm->npages + 63) / 64, 8);
+	if (!h->bitmap || !h->gfns || !h->ngfns || !h->capgfns ||
+	    (vm->ring_with_bitmap && !h->ring_bitmap)) {
 		vmm_harvest_release(vm, h);
 		return -ENOMEM;
 	}
@@ -560,6 +571,7 @@ void vmm_harvest_release(struct vmm *vm, struct vmm_harvest *h)
 	free(h->ngfns);
 	free(h->capgfns);
 	free(h->bitmap);
+	free(h->ring_bitmap);
 	memset(h, 0, sizeof(*h));
 }
 
@@ -583,6 +595,31 @@ static int harvest_bitmap(struct vmm *vm, struct vmm_harvest *h)
 	ret = xioctl(vm->vmfd, KVM_CLEAR_DIRTY_LOG, &clr);
 	h->clear_ms = now_ms() - t0;
 	return ret;
+}
+
+/*
+ * With the ring's bitmap, what did not reach a ring (pages a page tracking
+ * device still held, writes without a vCPU) is in the slot's bitmap: read
+ * after the rings, as KVM documents, and re-protected by the GET itself
+ * (no manual protect with rings).
+ */
+static int ring_bitmap(struct vmm *vm, struct vmm_harvest *h)
+{
+	size_t words = (vm->npages + 63) / 64, w;
+	struct kvm_dirty_log get = { .slot = 0,
+				     .dirty_bitmap = h->ring_bitmap };
+	int ret;
+
+	memset(h->ring_bitmap, 0, words * 8);
+	ret = xioctl(vm->vmfd, KVM_GET_DIRTY_LOG, &get);
+	if (ret)
+		return ret;
+	h->nring_bitmap = 0;
+	for (w = 0; w < words; w++) {
+		h->nring_bitmap += __builtin_popcountll(h->ring_bitmap[w]);
+		h->bitmap[w] |= h->ring_bitmap[w];
+	}
+	return 0;
 }
 
 /* Hands the pending lists over to @h (swapping buffers, no copies). */
@@ -618,6 +655,8 @@ static int harvest_ring(struct vmm *vm, struct vmm_harvest *h)
 		}
 	vm->folded = false;
 	pthread_mutex_unlock(&vm->ring_lock);
+	if (!ret && vm->ring_with_bitmap)
+		ret = ring_bitmap(vm, h);
 	h->get_ms = now_ms() - t0;
 	h->clear_ms = 0;
 	return ret;

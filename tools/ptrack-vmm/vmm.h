@@ -14,6 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Debian 12's arm64 uapi headers (Linux 6.1) predate arm64 dirty rings,
+ * which Linux 6.3 maps at the same page offset as x86. */
+#if defined(__aarch64__) && KVM_DIRTY_LOG_PAGE_OFFSET == 0
+#undef KVM_DIRTY_LOG_PAGE_OFFSET
+#define KVM_DIRTY_LOG_PAGE_OFFSET 64
+#endif
+
 #define VMM_PAGE 4096u
 #define VMM_PAGE_SHIFT 12
 
@@ -27,8 +34,11 @@
 #define VMM_CODE_GPA 0x60000ull
 #define VMM_WORK_GPA 0x100000ull
 
-/* Port the guest writes to after each batch of stores. */
+/* Port (x86) the guest writes to after each batch of stores. */
 #define VMM_PORT_BATCH 0x10
+/* MMIO address (arm64, outside any memslot up to VMM_MAX_GIB) the guest
+ * stores to after each batch: guest_aarch64.c builds it with one movz. */
+#define VMM_MMIO_BATCH 0xff00000000ull
 
 /* Parameter page: read by the guest at start (offsets used in guest.c). */
 struct vmm_params {
@@ -45,6 +55,9 @@ struct vmm_params {
 
 enum vmm_pattern { VMM_SEQ = 0, VMM_RANDOM = 1, VMM_HOTCOLD = 2 };
 enum vmm_dirty { VMM_DIRTY_BITMAP = 0, VMM_DIRTY_RING = 1 };
+/* Who finds the written pages: write-protect faults, or (arm64) the page
+ * tracking device, KVM_CAP_ARM_PAGE_TRACKING_DEVICE. */
+enum vmm_tracking { VMM_TRACK_WP = 0, VMM_TRACK_DEVICE = 1 };
 
 struct vmm_opts {
 	uint64_t mem;
@@ -55,6 +68,7 @@ struct vmm_opts {
 	unsigned int hot_pct;
 	enum vmm_dirty dirty;
 	uint32_t ring_entries;
+	enum vmm_tracking tracking;
 };
 
 struct vmm;
@@ -89,6 +103,10 @@ struct vmm_harvest {
 	size_t *ngfns;
 	size_t *capgfns;
 	bool folded; /* ring mode: some GFNs only in @bitmap (see vm.c) */
+	/* Ring mode with the ring's bitmap (arm64): pages KVM_GET_DIRTY_LOG
+	 * reported beside the rings, also in @bitmap; NULL otherwise. */
+	uint64_t *ring_bitmap;
+	uint64_t nring_bitmap;
 	double get_ms, clear_ms;
 };
 
@@ -111,6 +129,9 @@ struct vmm {
 	uint64_t *ring_fold;
 	bool folded;
 	uint64_t ring_folds;
+	/* Ring mode also logs into the slot's bitmap, read after the rings
+	 * (KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP, set by the arch). */
+	bool ring_with_bitmap;
 };
 
 /* What is wrong with @o, for the user, or NULL. */
