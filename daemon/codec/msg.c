@@ -103,7 +103,7 @@ static int check_hello(struct pt_msg *m, struct pt_error *e)
 		return pt_error_set(e, E(BAD_MESSAGE), EBADMSG,
 				    "Hello with %u vCPUs", h->vcpus);
 	if (h->dirty_source < PTRACK__V1__DIRTY_SOURCE__DIRTY_SOURCE_BITMAP ||
-	    h->dirty_source > PTRACK__V1__DIRTY_SOURCE__DIRTY_SOURCE_DEVICE)
+	    h->dirty_source > PTRACK__V1__DIRTY_SOURCE__DIRTY_SOURCE_RING)
 		return pt_error_set(e, E(BAD_MESSAGE), EBADMSG,
 				    "Hello with unknown dirty source %d",
 				    h->dirty_source);

@@ -68,7 +68,7 @@ static int check_dirtyrate(const Ptrack__Control__V1__DirtyRateRequest *d,
 		return BAD(e, "seconds %u out of 1..%d", d->seconds,
 			   PT_CTL_SECONDS_MAX);
 	if (d->mode < PTRACK__CONTROL__V1__DIRTY_MODE__DIRTY_MODE_ANY ||
-	    d->mode > PTRACK__CONTROL__V1__DIRTY_MODE__DIRTY_MODE_DEVICE)
+	    d->mode > PTRACK__CONTROL__V1__DIRTY_MODE__DIRTY_MODE_RING)
 		return BAD(e, "unknown dirty mode %d", d->mode);
 	return str_ok(d->vm, PT_CTL_NAME_MAX, 1, "vm", e);
 }

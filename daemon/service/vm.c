@@ -27,8 +27,6 @@ const char *pt_vm_kind(const struct pt_vm *vm)
 		return "bitmap";
 	case PTRACK__V1__DIRTY_SOURCE__DIRTY_SOURCE_RING:
 		return "ring";
-	case PTRACK__V1__DIRTY_SOURCE__DIRTY_SOURCE_DEVICE:
-		return "device";
 	default:
 		return "unknown";
 	}
@@ -399,8 +397,6 @@ static int mode_ok(const struct pt_vm *vm, int mode)
 			PTRACK__V1__DIRTY_SOURCE__DIRTY_SOURCE_BITMAP,
 		[PTRACK__CONTROL__V1__DIRTY_MODE__DIRTY_MODE_RING] =
 			PTRACK__V1__DIRTY_SOURCE__DIRTY_SOURCE_RING,
-		[PTRACK__CONTROL__V1__DIRTY_MODE__DIRTY_MODE_DEVICE] =
-			PTRACK__V1__DIRTY_SOURCE__DIRTY_SOURCE_DEVICE,
 	};
 
 	return mode == PTRACK__CONTROL__V1__DIRTY_MODE__DIRTY_MODE_ANY ||

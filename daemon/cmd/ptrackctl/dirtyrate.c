@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * ptrackctl dirtyrate VM [--seconds N] [--mode bitmap|ring|device] [--vcpu]
+ * ptrackctl dirtyrate VM [--seconds N] [--mode bitmap|ring] [--vcpu]
  * virsh domdirtyrate-calc's semantics, measured from the harvested sets:
  * the distinct pages written during N seconds, not a sample.
  */
@@ -18,8 +18,6 @@ static int parse_mode(const char *s)
 		return PTRACK__CONTROL__V1__DIRTY_MODE__DIRTY_MODE_BITMAP;
 	if (!strcmp(s, "ring") || !strcmp(s, "dirty-ring"))
 		return PTRACK__CONTROL__V1__DIRTY_MODE__DIRTY_MODE_RING;
-	if (!strcmp(s, "device"))
-		return PTRACK__CONTROL__V1__DIRTY_MODE__DIRTY_MODE_DEVICE;
 	return -1;
 }
 
@@ -58,7 +56,7 @@ static void print_text(const Ptrack__Control__V1__DirtyRateReply *d)
 static int usage(void)
 {
 	fprintf(stderr,
-		"usage: ptrackctl dirtyrate VM [--seconds N] [--mode bitmap|ring|device] [--vcpu] [--json]\n");
+		"usage: ptrackctl dirtyrate VM [--seconds N] [--mode bitmap|ring] [--vcpu] [--json]\n");
 	return CTL_USAGE;
 }
 

@@ -28,7 +28,7 @@ static void usage(FILE *f)
 		"  status                      daemon status\n"
 		"  vms                         VMs, their dirty source and rate\n"
 		"  track start|stop VM         track a VM's dirty rate\n"
-		"  dirtyrate VM [--seconds N] [--mode bitmap|ring|device] [--vcpu]\n"
+		"  dirtyrate VM [--seconds N] [--mode bitmap|ring] [--vcpu]\n"
 		"  migrate VM --to HOST:PORT [--downtime-ms N] [--bandwidth B]\n"
 		"  peer listen HOST:PORT [--mem-file PATH] [--state-dir DIR]\n"
 		"  metrics                     Prometheus text\n"
