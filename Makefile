@@ -9,7 +9,7 @@
 #   make demo         the main job (README's demo command)
 #   make deps         install the Debian 12 packages the project needs
 #   make lint         clang-format, cppcheck and clang-tidy
-#   make fuzz         run the frame-decoder fuzzer for FUZZ_SECONDS (long run)
+#   make fuzz         run each libFuzzer target for FUZZ_SECONDS (long run)
 #   make bench        run the userspace benchmarks
 #   make install      install the shipped parts (DESTDIR, PREFIX, ...: mk/install.mk)
 #   make deb          the Debian packages (dpkg-buildpackage -us -uc -b)
