@@ -6,6 +6,7 @@
 #include "ptrack/libptrack.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -65,10 +66,12 @@ static int setup_shm(struct ptl_client *c, size_t size)
 	size = (size + 4095) & ~(size_t)4095;
 	if (size < PTL_SHM_MIN || size > PTL_SHM_MAX)
 		return -EINVAL;
-	c->shm_fd = memfd_create("ptrack-shm", MFD_CLOEXEC);
+	c->shm_fd = memfd_create("ptrack-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (c->shm_fd < 0)
 		return -errno;
-	if (ftruncate(c->shm_fd, size))
+	/* ptrackd maps it: sealed so that no truncation can SIGBUS it. */
+	if (ftruncate(c->shm_fd, size) ||
+	    fcntl(c->shm_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW))
 		return -errno;
 	c->shm = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, c->shm_fd,
 		      0);

@@ -18,9 +18,12 @@
 
 #include "engine/migrate.h"
 
-/* TLS 1.3 only; AES-GCM first where the CPU has AES instructions. */
-#define PRIO_X509 "NORMAL:-VERS-ALL:+VERS-TLS1.3"
-#define PRIO_PSK "NORMAL:-VERS-ALL:+VERS-TLS1.3:-KX-ALL:+ECDHE-PSK:+DHE-PSK"
+/* TLS 1.3 only; AES-128-GCM first (AES-NI and the cheapest AEAD here:
+ * the link is as fast as its cipher), then GnuTLS's usual order. */
+#define PRIO_CIPHERS "-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305"
+#define PRIO_X509 "NORMAL:-VERS-ALL:+VERS-TLS1.3:" PRIO_CIPHERS
+#define PRIO_PSK \
+	"NORMAL:-VERS-ALL:+VERS-TLS1.3:-KX-ALL:+ECDHE-PSK:+DHE-PSK:" PRIO_CIPHERS
 #define RELAY_BUF (256u << 10)
 
 struct pt_tls {
@@ -371,6 +374,11 @@ static int handshake(const struct pt_tls *t, gnutls_session_t s, int timeout_ms,
 	}
 	if (r && t->server)
 		gnutls_alert_send_appropriate(s, r);
+	/* The connection broke (a peer restarting, say): retried like any
+	 * connection error, not taken for a refusal. */
+	if (r == GNUTLS_E_PULL_ERROR || r == GNUTLS_E_PUSH_ERROR ||
+	    r == GNUTLS_E_PREMATURE_TERMINATION)
+		return gerr(err, len, r, "TLS handshake"), -ECONNRESET;
 	if (r == GNUTLS_E_TIMEDOUT)
 		return snprintf(err, len, "TLS handshake: no answer in %d ms",
 				timeout_ms),

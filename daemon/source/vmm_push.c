@@ -405,10 +405,25 @@ static const struct pt_dirty_source_ops vmm_src_ops = {
 
 /* --- registration --------------------------------------------------------- */
 
+/*
+ * Memory we map from a VMM must not shrink under us (a store or load past
+ * the end is a SIGBUS that would take the whole service down): a memfd
+ * sealed with F_SEAL_SHRINK, as QEMU's memory-backend-memfd and libptrack
+ * make them. Regular files and unsealed memfds are refused.
+ */
+static int check_sealed(int fd)
+{
+	int seals = fcntl(fd, F_GET_SEALS);
+
+	return seals >= 0 && (seals & F_SEAL_SHRINK) ? 0 : -EPERM;
+}
+
 static int map_shm(struct vmm_src *vs, int fd, uint64_t size)
 {
 	struct stat st;
 
+	if (check_sealed(fd))
+		return -EPERM;
 	if (fstat(fd, &st) || (uint64_t)st.st_size != size ||
 	    size < PTL_SHM_MIN || size > PTL_SHM_MAX || size % 4096)
 		return -EINVAL;
@@ -442,6 +457,8 @@ static int map_region(struct pt_mem_region *r, const Ptrack__Vmm__V1__Region *m,
 	if (m->page_size != 4096 || !m->size || m->size % m->page_size ||
 	    m->gpa_base % m->page_size || m->fd_offset % 4096)
 		return -EINVAL;
+	if (check_sealed(r->fd))
+		return -EPERM;
 	if (fstat(r->fd, &st) || m->fd_offset + m->size < m->size ||
 	    (uint64_t)st.st_size < m->fd_offset + m->size)
 		return -EINVAL;

@@ -96,10 +96,14 @@ static int setup_memory(struct vmm *vm)
 {
 	struct kvm_userspace_memory_region mr;
 
-	vm->memfd = memfd_create("ptrack-vmm-ram", MFD_CLOEXEC);
+	vm->memfd =
+		memfd_create("ptrack-vmm-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (vm->memfd < 0)
 		return -errno;
-	if (ftruncate(vm->memfd, vm->o.mem))
+	/* ptrackd requires F_SEAL_SHRINK: a shrunk memslot would SIGBUS it
+	 * (as QEMU's memory-backend-memfd seals by default). */
+	if (ftruncate(vm->memfd, vm->o.mem) ||
+	    fcntl(vm->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW))
 		return -errno;
 	vm->mem = mmap(NULL, vm->o.mem, PROT_READ | PROT_WRITE, MAP_SHARED,
 		       vm->memfd, 0);

@@ -8,6 +8,7 @@
 #include "pt_test.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -255,12 +256,13 @@ static int setup(struct fake_vmm *f, int *lfd)
 	if (!mkdtemp(dir))
 		return -errno;
 	snprintf(f->path, sizeof(f->path), "%s/vmm.sock", dir);
-	f->memfd = memfd_create("fake-ram", MFD_CLOEXEC);
+	f->memfd = memfd_create("fake-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	f->region_size = REGION_SIZE;
 	f->shm_size = 64 << 10; /* small: records wrap around many times */
 	f->words = calloc(WORDS, 8);
 	f->gfns = calloc(RING_N, 8);
-	if (f->memfd < 0 || ftruncate(f->memfd, REGION_SIZE))
+	if (f->memfd < 0 || ftruncate(f->memfd, REGION_SIZE) ||
+	    fcntl(f->memfd, F_ADD_SEALS, F_SEAL_SHRINK))
 		return -errno;
 	*lfd = pt_vmm_listen(f->path);
 	return *lfd < 0 ? *lfd : 0;
@@ -405,6 +407,28 @@ static void test_refused_layout(void)
 	teardown(&f, lfd);
 }
 
+/* Guest memory that could shrink under ptrackd (an unsealed memfd; a
+ * truncation then SIGBUSed the daemon) is refused at registration. */
+static void test_refused_unsealed(void)
+{
+	struct pt_dirty_source *src = NULL;
+	struct fake_vmm f;
+	pthread_t th;
+	int lfd = -1, sealed;
+
+	CU_ASSERT_FATAL(setup(&f, &lfd) == 0);
+	sealed = f.memfd;
+	f.memfd = memfd_create("unsealed-ram", MFD_CLOEXEC);
+	CU_ASSERT_FATAL(f.memfd >= 0 && !ftruncate(f.memfd, REGION_SIZE));
+	pthread_create(&th, NULL, fake_main, &f);
+	CU_ASSERT_EQUAL(pt_vmm_accept(lfd, 10000, &src), -EPERM);
+	pthread_join(th, NULL);
+	CU_ASSERT_EQUAL(f.connect_ret, -EPERM);
+	close(f.memfd);
+	f.memfd = sealed;
+	teardown(&f, lfd);
+}
+
 /* A VMM in a child that dies or hangs during a harvest. */
 static void child_harvest(int die, int timeout_ms, int want)
 {
@@ -475,11 +499,13 @@ static int rogue_register(int sock, int *fds, struct ptl_shm **shm)
 	uint8_t uuid[16] = { 0 };
 	int none[1], n;
 
-	fds[0] = memfd_create("rogue-shm", MFD_CLOEXEC);
+	fds[0] = memfd_create("rogue-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	fds[1] = eventfd(0, EFD_CLOEXEC);
 	fds[2] = eventfd(0, EFD_CLOEXEC);
-	fds[3] = memfd_create("rogue-ram", MFD_CLOEXEC);
-	if (ftruncate(fds[0], 64 << 10) || ftruncate(fds[3], 1 << 20))
+	fds[3] = memfd_create("rogue-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (ftruncate(fds[0], 64 << 10) || ftruncate(fds[3], 1 << 20) ||
+	    fcntl(fds[0], F_ADD_SEALS, F_SEAL_SHRINK) ||
+	    fcntl(fds[3], F_ADD_SEALS, F_SEAL_SHRINK))
 		return -1;
 	*shm = mmap(NULL, 64 << 10, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0],
 		    0);
@@ -613,5 +639,6 @@ static void test_silent_client(void)
 
 PT_SUITE(libptrack, PT_TEST(test_push_exact), PT_TEST(test_memory_shared),
 	 PT_TEST(test_pause_resume), PT_TEST(test_refused_layout),
-	 PT_TEST(test_vmm_dies), PT_TEST(test_vmm_hangs),
-	 PT_TEST(test_rogue_records), PT_TEST(test_silent_client));
+	 PT_TEST(test_refused_unsealed), PT_TEST(test_vmm_dies),
+	 PT_TEST(test_vmm_hangs), PT_TEST(test_rogue_records),
+	 PT_TEST(test_silent_client));
