@@ -351,6 +351,17 @@ static int await_ok(gnutls_session_t s, char *err, size_t len)
 	return snprintf(err, len, "TLS: peer is not a ptrack peer"), -EPROTO;
 }
 
+/*
+ * The link broke during the handshake (a peer killed or restarted, a reset):
+ * the source's reconnect loop may retry. Anything else is a refusal.
+ */
+static int is_transport_error(int r)
+{
+	return r == GNUTLS_E_PULL_ERROR || r == GNUTLS_E_PUSH_ERROR ||
+	       r == GNUTLS_E_PREMATURE_TERMINATION ||
+	       r == GNUTLS_E_UNEXPECTED_PACKET_LENGTH;
+}
+
 static int handshake(const struct pt_tls *t, gnutls_session_t s, int timeout_ms,
 		     char *err, size_t len)
 {
@@ -383,6 +394,8 @@ static int handshake(const struct pt_tls *t, gnutls_session_t s, int timeout_ms,
 		return snprintf(err, len, "TLS handshake: no answer in %d ms",
 				timeout_ms),
 		       -ETIMEDOUT;
+	if (r && is_transport_error(r))
+		return gerr(err, len, r, "TLS handshake"), -ECONNRESET;
 	if (r)
 		return gerr(err, len, r, "TLS handshake"), -EACCES;
 	if (gnutls_protocol_get_version(s) != GNUTLS_TLS1_3)
