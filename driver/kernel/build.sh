@@ -104,7 +104,8 @@ do_image() {
 	apply_series
 	arm64_config
 	local c
-	for c in KVM KVM_ARM_PAGE_TRACKING KVM_ARM_HAFDBS_TRACKER ARM64_HW_AFDBM; do
+	for c in KVM KVM_ARM_PAGE_TRACKING KVM_ARM_HAFDBS_TRACKER ARM64_HW_AFDBM \
+		INET VIRTIO_MMIO VIRTIO_NET IP_PNP; do
 		grep -q "^CONFIG_$c=y" "$PTRACK_KBUILD/.config" ||
 			ptrack_die "CONFIG_$c not set in the arm64 config"
 	done

@@ -75,7 +75,8 @@ fail() {
 	exit 1
 }
 ((qrc != 124 && qrc != 137)) || fail "timeout after ${timeout}s"
-bad=$(grep -E -m1 'Kernel panic|Oops|BUG:|WARNING:|Unable to handle|Internal error|Call trace:|kernel BUG' "$log" || true)
+# "WARNING: CPU:" is the kernel's WARN() (programs may print "WARNING:").
+bad=$(grep -E -m1 'Kernel panic|Oops|BUG:|WARNING: CPU:|cut here|Unable to handle|Internal error|Call trace:|kernel BUG' "$log" || true)
 [[ -z $bad ]] || fail "kernel problem: $bad"
 grep -q "$modeline" "$log" || fail "KVM did not come up in $mode mode"
 done_line=$(grep -a 'PTRACK-SCENARIO-DONE' "$log" | tail -1 | tr -d '\r' || true)
