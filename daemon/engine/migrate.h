@@ -178,6 +178,9 @@ int pt_sock_timeouts(int fd, int timeout_ms);
 int pt_link_secure(const struct pt_tls *t, int fd, const char *host,
 		   int timeout_ms, char *err, size_t len);
 
+/* The warning pt_link_secure(NULL, ...) prints. */
+void pt_link_warn_plain(void);
+
 /* The host part of "HOST:PORT" into @host; -EINVAL if malformed. */
 int pt_hostport_host(const char *hostport, char *host, size_t len);
 

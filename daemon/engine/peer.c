@@ -1014,8 +1014,11 @@ static int accept_conn(struct peer *p)
 		return -errno;
 	/* An unauthenticated party never reaches the protocol, and gets
 	 * nothing but the TLS alert. */
-	fd = pt_link_secure(p->o->tls, fd, NULL, p->o->io_timeout_ms, err,
-			    sizeof(err));
+	if (p->o->tls)
+		fd = pt_link_secure(p->o->tls, fd, NULL, p->o->io_timeout_ms,
+				    err, sizeof(err));
+	else if (!p->o->quiet) /* quiet: the caller warned (service) */
+		pt_link_warn_plain();
 	if (fd < 0) {
 		if (!p->o->quiet)
 			fprintf(stderr, "peer: connection refused: %s\n", err);

@@ -570,6 +570,14 @@ static int relay_start(struct pt_tls *t, gnutls_session_t s, int tcp)
 	return sp[0];
 }
 
+void pt_link_warn_plain(void)
+{
+	/* Said on every connection: plain TCP is a choice to see. */
+	fprintf(stderr,
+		"ptrack: WARNING: peer link in plain TCP (insecure): "
+		"anyone on the path can read and forge the guest's memory\n");
+}
+
 int pt_link_secure(const struct pt_tls *t, int fd, const char *host,
 		   int timeout_ms, char *err, size_t len)
 {
@@ -578,10 +586,7 @@ int pt_link_secure(const struct pt_tls *t, int fd, const char *host,
 
 	err[0] = 0;
 	if (!t) {
-		/* Said on every connection: plain TCP is a choice to see. */
-		fprintf(stderr,
-			"ptrack: WARNING: peer link in plain TCP (insecure): "
-			"anyone on the path can read and forge the guest's memory\n");
+		pt_link_warn_plain();
 		return fd;
 	}
 	/* The send timeout also bounds the relay's writes; reads wait. */
