@@ -54,7 +54,7 @@ static int dest_path(const char *state_dir, const char *in, char *out,
 		return -ENOENT;
 	}
 	n = strlen(base);
-	if (strncmp(dir, base, n) || (dir[n] && dir[n] != '/')) {
+	if (strncmp(dir, base, n) != 0 || (dir[n] && dir[n] != '/')) {
 		snprintf(why, whylen,
 			 "%s is outside ptrackd's state directory %s (the only "
 			 "place the service may write): give a name under it",

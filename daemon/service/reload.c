@@ -18,7 +18,7 @@
 
 static void keep(const char *key, const char *old, const char *new)
 {
-	if (strcmp(old, new))
+	if (strcmp(old, new) != 0)
 		pt_log(LOG_WARNING,
 		       "reload: %s stays %s until ptrackd restarts (now %s)",
 		       key, old, new);
@@ -27,14 +27,14 @@ static void keep(const char *key, const char *old, const char *new)
 static int metrics_changed(const struct pt_config *a, const struct pt_config *b)
 {
 	return a->metrics_enabled != b->metrics_enabled ||
-	       strcmp(a->metrics_listen, b->metrics_listen);
+	       strcmp(a->metrics_listen, b->metrics_listen) != 0;
 }
 
 static int libvirt_changed(const struct pt_config *a, const struct pt_config *b)
 {
 	return a->libvirt_enabled != b->libvirt_enabled ||
-	       strcmp(a->libvirt_uri, b->libvirt_uri) ||
-	       strcmp(a->libvirt_pid_dir, b->libvirt_pid_dir);
+	       strcmp(a->libvirt_uri, b->libvirt_uri) != 0 ||
+	       strcmp(a->libvirt_pid_dir, b->libvirt_pid_dir) != 0;
 }
 
 static void apply(struct pt_service *s, struct pt_config *n)
