@@ -61,7 +61,9 @@ expect ptrackd /usr/sbin/ptrackd /usr/sbin/ptrackctl \
 	/usr/lib/sysusers.d/ptrack.conf /usr/lib/tmpfiles.d/ptrack.conf \
 	/etc/ptrack/ptrackd.conf /usr/share/man/man8/ptrackd.8.gz \
 	/usr/share/man/man8/ptrackctl.8.gz /usr/share/man/man5/ptrackd.conf.5.gz \
-	/usr/share/bash-completion/completions/ptrackctl
+	/usr/share/bash-completion/completions/ptrackctl \
+	/usr/share/doc/ptrackd/examples/ptrack-alerts.yml \
+	/usr/share/doc/ptrackd/examples/ptrack-dashboard.json
 expect ptrack-tools /usr/bin/ptrack-vmm /usr/share/man/man1/ptrack-vmm.1.gz
 expect libptrack0 "/usr/lib/$ma/libptrack.so.0"
 expect libptrack-dev /usr/include/ptrack/libptrack.h \
@@ -88,6 +90,10 @@ grep -q 'dkms' "$R/var/lib/dpkg/info/ptrack-pta-dkms.postinst" ||
 grep -q '^ExecStart=/usr/sbin/ptrackd serve$' "$R/lib/systemd/system/ptrackd.service" ||
 	fail "ExecStart= does not name the installed ptrackd"
 cp -an /lib/systemd/system/. "$R/lib/systemd/system/"
+# ExecReload= runs /bin/kill, from procps (a dependency of ptrackd).
+dpkg-deb -f "$W"/ptrackd_*.deb Depends | grep -q procps ||
+	fail "ptrackd does not depend on procps (/bin/kill for ExecReload=)"
+mkdir -p "$R/bin" && cp -n /bin/kill "$R/bin/kill"
 systemd-analyze --root="$R" verify --man=no ptrackd.service ptrackd.socket ||
 	fail "systemd-analyze verify of the installed units"
 
