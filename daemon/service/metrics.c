@@ -9,12 +9,14 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "service/log.h"
 
@@ -85,11 +87,13 @@ static const char *esc(const char *s, char *out, size_t len)
 
 static void labels(const struct pt_vm *v, char *out, size_t len)
 {
-	char n[300], d[600];
+	char n[300], d[600], u[100];
 
-	snprintf(out, len, "vm=\"%s\",uuid=\"%s\"",
+	/* vm: the libvirt domain's name when mapped, as before; domain:
+	 * the libvirt name, as libvirt exporters label it ("" when none). */
+	snprintf(out, len, "vm=\"%s\",uuid=\"%s\",domain=\"%s\"",
 		 esc(v->domain[0] ? v->domain : v->src->name, n, sizeof(n)),
-		 esc(v->uuid, d, sizeof(d)));
+		 esc(v->uuid, u, sizeof(u)), esc(v->domain, d, sizeof(d)));
 }
 
 /* The running libvirt domains followed, with the VM mapped to each. */
@@ -98,7 +102,7 @@ static void domains(struct buf *b, struct pt_service *s)
 	char n[600], u[100], m[600];
 
 	help(b, "ptrack_libvirt_domain_info", "gauge",
-	     "A running libvirt domain: name, UUID, QEMU pid, and the registered VM mapped to it.");
+	     "A running libvirt domain: name, UUID, QEMU pid, and the VM registered through libptrack mapped to it (vm, empty when none).");
 	for (struct pt_dom *d = s->doms; d; d = d->next) {
 		const char *vm = "";
 
@@ -106,7 +110,7 @@ static void domains(struct buf *b, struct pt_service *s)
 			if (!v->gone && !strcmp(v->domain, d->name))
 				vm = v->src->name;
 		put(b,
-		    "ptrack_libvirt_domain_info{vm=\"%s\",uuid=\"%s\",pid=\"%d\",registered=\"%s\"} 1\n",
+		    "ptrack_libvirt_domain_info{domain=\"%s\",uuid=\"%s\",pid=\"%d\",vm=\"%s\"} 1\n",
 		    esc(d->name, n, sizeof(n)), esc(d->uuid, u, sizeof(u)),
 		    (int)d->pid, esc(vm, m, sizeof(m)));
 	}
@@ -114,7 +118,7 @@ static void domains(struct buf *b, struct pt_service *s)
 
 static void vm_rates(struct buf *b, struct pt_service *s)
 {
-	char l[700];
+	char l[1400];
 
 	help(b, "ptrack_vm_dirty_rate_bytes_per_second", "gauge",
 	     "Distinct guest bytes written per second over the last sample window, from harvested dirty sets.");
@@ -138,15 +142,18 @@ static void vm_rates(struct buf *b, struct pt_service *s)
 
 static void vm_counters(struct buf *b, struct pt_service *s)
 {
-	char l[700];
+	char l[1400];
 
-	help(b, "ptrack_vm_dirty_pages_total", "counter",
-	     "Dirty pages reported by all harvests.");
+	/* Not the gauge integrated: a page dirtied again before the next
+	 * harvest counts again here, but once per sample window there. */
+	help(b, "ptrack_vm_dirty_bytes_total", "counter",
+	     "Bytes of the dirty pages reported by all harvests; a page reported by two harvests counts twice, so its rate() is at least ptrack_vm_dirty_rate_bytes_per_second, which counts distinct pages per sample window.");
 	for (struct pt_vm *v = s->vms; v; v = v->next) {
 		labels(v, l, sizeof(l));
 		pthread_mutex_lock(&v->meter.lock);
-		put(b, "ptrack_vm_dirty_pages_total{%s} %llu\n", l,
-		    (unsigned long long)v->meter.pages_total);
+		put(b, "ptrack_vm_dirty_bytes_total{%s} %llu\n", l,
+		    (unsigned long long)v->meter.pages_total *
+			    v->meter.page_size);
 		pthread_mutex_unlock(&v->meter.lock);
 	}
 	help(b, "ptrack_vm_memory_bytes", "gauge", "Guest memory tracked.");
@@ -164,7 +171,7 @@ static void vm_counters(struct buf *b, struct pt_service *s)
 
 static void vm_hist(struct buf *b, struct pt_service *s)
 {
-	char l[700];
+	char l[1400];
 
 	help(b, "ptrack_vm_harvest_duration_seconds", "histogram",
 	     "Time to harvest a VM's dirty log.");
@@ -189,7 +196,53 @@ static void vm_hist(struct buf *b, struct pt_service *s)
 	}
 }
 
-/* Figures of a migration, read under its lock. */
+/* Incoming sessions (peer jobs of this service): what the peer knows,
+ * labelled by the address they listen on. */
+static void incoming_metric(struct buf *b, struct pt_service *s,
+			    const char *name)
+{
+	char l[600];
+
+	for (struct pt_peer_job *p = s->peers; p; p = p->next) {
+		double v = NAN;
+
+		if (!strcmp(name, "ptrack_migration_start_timestamp_seconds"))
+			v = p->start_time;
+		else if (p->done &&
+			 !strcmp(name,
+				 "ptrack_migration_end_timestamp_seconds"))
+			v = p->end_time;
+		else if (p->done && !p->ret &&
+			 !strcmp(name, "ptrack_migration_data_total_bytes"))
+			v = (double)p->res.mem_size;
+		if (isnan(v))
+			continue;
+		put(b,
+		    "%s{listen=\"%s\",engine=\"ptrack\",direction=\"incoming\"} %.17g\n",
+		    name, esc(p->listen, l, sizeof(l)), v);
+	}
+}
+
+double pt_unix_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * Migrations, after KubeVirt's kubevirt_vmi_migration_* metrics: one
+ * series per VM for its current or last migration (no migration id: a
+ * label per migration would make new series every time), with engine and
+ * direction labels, and _total counters by result. Figures are read under
+ * the migration's lock. NAN: not known (yet), and the line is left out.
+ */
+static double mig_total(const struct pt_migration *m)
+{
+	return (double)m->vm->meter.npages * m->vm->meter.page_size;
+}
+
 static double mig_processed(const struct pt_migration *m)
 {
 	return (double)(m->done ? m->res.bytes : m->prog.transferred);
@@ -200,35 +253,156 @@ static double mig_remaining(const struct pt_migration *m)
 	return m->done && !m->ret ? 0 : (double)m->prog.remaining;
 }
 
+static double mig_xfer_rate(const struct pt_migration *m)
+{
+	return m->prog.mbps * 1e6; /* the engine's mbps is 10^6 bytes/s */
+}
+
+static double mig_dirty_rate(const struct pt_migration *m)
+{
+	return m->rate;
+}
+
 static double mig_rounds(const struct pt_migration *m)
 {
 	return (double)(m->done ? m->res.rounds : m->prog.round);
 }
 
-static double mig_downtime(const struct pt_migration *m)
+static double mig_exp_downtime(const struct pt_migration *m)
 {
 	return m->prog.expected_downtime_ms / 1000.0;
 }
 
+static double mig_downtime(const struct pt_migration *m)
+{
+	return m->done && !m->ret ? m->res.downtime_ms / 1000.0 : NAN;
+}
+
+static double mig_start(const struct pt_migration *m)
+{
+	return m->start_time;
+}
+
+static double mig_end(const struct pt_migration *m)
+{
+	return m->end_time > 0 ? m->end_time : NAN;
+}
+
+/* In enum pt_mig_figure's order. */
 static const struct mig_gauge {
 	const char *name, *help;
 	double (*value)(const struct pt_migration *m);
-} mig_gauges[] = {
+} mig_gauges[PT_MF_N] = {
+	{ "ptrack_migration_data_total_bytes",
+	  "Guest memory the current or last migration moves.", mig_total },
 	{ "ptrack_migration_data_processed_bytes",
-	  "Bytes sent on the wire by the VM's current or last migration.",
+	  "Bytes sent on the wire so far (retransmissions included).",
 	  mig_processed },
 	{ "ptrack_migration_data_remaining_bytes", "Dirty bytes still to send.",
 	  mig_remaining },
-	{ "ptrack_migration_rounds",
-	  "Pre-copy rounds of the current or last migration.", mig_rounds },
+	{ "ptrack_migration_transfer_rate_bytes_per_second",
+	  "Measured stream bandwidth.", mig_xfer_rate },
+	{ "ptrack_migration_dirty_rate_bytes_per_second",
+	  "Distinct guest bytes dirtied per second between the last two harvests.",
+	  mig_dirty_rate },
+	{ "ptrack_migration_rounds", "Pre-copy rounds so far.", mig_rounds },
 	{ "ptrack_migration_expected_downtime_seconds",
-	  "Remaining dirty bytes over the measured bandwidth.", mig_downtime },
+	  "Remaining dirty bytes over the measured bandwidth.",
+	  mig_exp_downtime },
+	{ "ptrack_migration_downtime_seconds",
+	  "Downtime of the last completed migration: vCPUs paused to the peer's Ack.",
+	  mig_downtime },
+	{ "ptrack_migration_start_timestamp_seconds",
+	  "When the current or last migration started (Unix time).",
+	  mig_start },
+	{ "ptrack_migration_end_timestamp_seconds",
+	  "When the last migration ended (Unix time).", mig_end },
 };
 
-static void mig_gauge(struct buf *b, struct pt_service *s,
-		      const struct mig_gauge *g)
+#define MIG_LABELS "engine=\"ptrack\",direction=\"outgoing\""
+
+/* Ended migrations kept after their VM left (a completed one stops it). */
+#define PT_ENDED_MAX 64
+
+void pt_metrics_keep(struct pt_service *s, struct pt_migration *m)
 {
-	char l[700];
+	struct pt_vjob *j, **pp;
+	unsigned int n = 0;
+
+	for (pp = &s->ended; *pp; pp = &(*pp)->next)
+		if (!strcmp((*pp)->uuid, m->vm->uuid) || ++n >= PT_ENDED_MAX) {
+			j = *pp;
+			*pp = j->next;
+			free(j);
+			break;
+		}
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return;
+	snprintf(j->domain, sizeof(j->domain), "%s",
+		 m->vm->domain[0] ? m->vm->domain : m->vm->src->name);
+	snprintf(j->uuid, sizeof(j->uuid), "%s", m->vm->uuid);
+	/* domain label: only a libvirt name. */
+	j->no_domain = !m->vm->domain[0];
+	j->state = m->state;
+	pthread_mutex_lock(&m->lock);
+	for (enum pt_mig_figure f = 0; f < PT_MF_N; f++)
+		j->fig[f] = mig_gauges[f].value(m);
+	pthread_mutex_unlock(&m->lock);
+	j->next = s->ended;
+	s->ended = j;
+}
+
+void pt_metrics_ended_free(struct pt_service *s)
+{
+	while (s->ended) {
+		struct pt_vjob *j = s->ended;
+
+		s->ended = j->next;
+		free(j);
+	}
+}
+
+/* A kept migration whose VM is still here with a migration shows live. */
+static int ended_shadowed(struct pt_service *s, const struct pt_vjob *j)
+{
+	for (struct pt_vm *v = s->vms; v; v = v->next)
+		if (v->mig && !strcmp(v->uuid, j->uuid))
+			return 1;
+	return 0;
+}
+
+static void ended_labels(const struct pt_vjob *j, char *out, size_t len)
+{
+	char n[600];
+
+	esc(j->domain, n, sizeof(n));
+	snprintf(out, len, "vm=\"%s\",uuid=\"%s\",domain=\"%s\"", n, j->uuid,
+		 j->no_domain ? "" : n);
+}
+
+/* libvirt's jobs: every domain's current or last migration. */
+static void vjob_metric(struct buf *b, struct pt_service *s,
+			enum pt_mig_figure f)
+{
+	char d[600];
+
+	if (!s->cfg.libvirt_enabled)
+		return;
+	for (struct pt_vjob *j = s->vjobs; j; j = j->next) {
+		if (isnan(j->fig[f]))
+			continue;
+		put(b,
+		    "%s{vm=\"%s\",uuid=\"%s\",domain=\"%s\",engine=\"libvirt\",direction=\"%s\"} %.17g\n",
+		    mig_gauges[f].name, esc(j->domain, d, sizeof(d)), j->uuid,
+		    d, j->incoming ? "incoming" : "outgoing", j->fig[f]);
+	}
+}
+
+static void mig_gauge(struct buf *b, struct pt_service *s, enum pt_mig_figure f)
+{
+	const struct mig_gauge *g = &mig_gauges[f];
+	char l[1400];
 
 	help(b, g->name, "gauge", g->help);
 	for (struct pt_vm *v = s->vms; v; v = v->next) {
@@ -241,17 +415,26 @@ static void mig_gauge(struct buf *b, struct pt_service *s,
 		pthread_mutex_lock(&m->lock);
 		val = g->value(m);
 		pthread_mutex_unlock(&m->lock);
-		put(b, "%s{%s,migration_id=\"%llu\"} %.17g\n", g->name, l,
-		    (unsigned long long)m->id, val);
+		if (!isnan(val))
+			put(b, "%s{%s," MIG_LABELS "} %.17g\n", g->name, l,
+			    val);
 	}
+	for (struct pt_vjob *j = s->ended; j; j = j->next) {
+		if (isnan(j->fig[f]) || ended_shadowed(s, j))
+			continue;
+		ended_labels(j, l, sizeof(l));
+		put(b, "%s{%s," MIG_LABELS "} %.17g\n", g->name, l, j->fig[f]);
+	}
+	vjob_metric(b, s, f);
+	incoming_metric(b, s, g->name);
 }
 
 static void migrations(struct buf *b, struct pt_service *s)
 {
-	char l[700];
+	char l[1400];
 
-	for (size_t i = 0; i < sizeof(mig_gauges) / sizeof(mig_gauges[0]); i++)
-		mig_gauge(b, s, &mig_gauges[i]);
+	for (enum pt_mig_figure f = 0; f < PT_MF_N; f++)
+		mig_gauge(b, s, f);
 	help(b, "ptrack_migration_state", "gauge",
 	     "1 for the state of the VM's current or last migration.");
 	for (struct pt_vm *v = s->vms; v; v = v->next) {
@@ -259,15 +442,63 @@ static void migrations(struct buf *b, struct pt_service *s)
 			continue;
 		labels(v, l, sizeof(l));
 		for (enum pt_mig_state st = 0; st < PT_MIG_NSTATES; st++)
-			put(b, "ptrack_migration_state{%s,state=\"%s\"} %d\n",
+			put(b,
+			    "ptrack_migration_state{%s," MIG_LABELS
+			    ",state=\"%s\"} %d\n",
 			    l, pt_mig_state_name(st), v->mig->state == st);
 	}
+	for (struct pt_vjob *j = s->ended; j; j = j->next) {
+		if (ended_shadowed(s, j))
+			continue;
+		ended_labels(j, l, sizeof(l));
+		for (enum pt_mig_state st = 0; st < PT_MIG_NSTATES; st++)
+			put(b,
+			    "ptrack_migration_state{%s," MIG_LABELS
+			    ",state=\"%s\"} %d\n",
+			    l, pt_mig_state_name(st), j->state == st);
+	}
+	for (struct pt_vjob *j = s->vjobs; s->cfg.libvirt_enabled && j;
+	     j = j->next) {
+		char d[600];
+
+		esc(j->domain, d, sizeof(d));
+		for (enum pt_mig_state st = 0; st < PT_MIG_NSTATES; st++)
+			put(b,
+			    "ptrack_migration_state{vm=\"%s\",uuid=\"%s\",domain=\"%s\",engine=\"libvirt\",direction=\"%s\",state=\"%s\"} %d\n",
+			    d, j->uuid, d,
+			    j->incoming ? "incoming" : "outgoing",
+			    pt_mig_state_name(st), j->state == st);
+	}
 	help(b, "ptrack_migrations_total", "counter",
-	     "Migrations ended, by result.");
-	for (enum pt_mig_state st = PT_MIG_COMPLETED; st < PT_MIG_NSTATES; st++)
-		put(b, "ptrack_migrations_total{result=\"%s\"} %llu\n",
+	     "Migrations ended, by direction, engine and result.");
+	for (enum pt_mig_state st = PT_MIG_COMPLETED; st < PT_MIG_NSTATES;
+	     st++) {
+		put(b,
+		    "ptrack_migrations_total{" MIG_LABELS
+		    ",result=\"%s\"} %llu\n",
 		    pt_mig_state_name(st),
 		    (unsigned long long)s->migrations_total[st]);
+		put(b,
+		    "ptrack_migrations_total{engine=\"ptrack\",direction=\"incoming\",result=\"%s\"} %llu\n",
+		    pt_mig_state_name(st),
+		    (unsigned long long)s->incoming_total[st]);
+	}
+	for (int in = 0; s->cfg.libvirt_enabled && in < 2; in++)
+		for (enum pt_mig_state st = PT_MIG_COMPLETED;
+		     st < PT_MIG_NSTATES; st++)
+			put(b,
+			    "ptrack_migrations_total{engine=\"libvirt\",direction=\"%s\",result=\"%s\"} %llu\n",
+			    in ? "incoming" : "outgoing", pt_mig_state_name(st),
+			    (unsigned long long)s->libvirt_total[in][st]);
+	help(b, "ptrack_incoming_migrations", "gauge",
+	     "Peer sessions receiving a migration now.");
+	{
+		unsigned int n = 0;
+
+		for (struct pt_peer_job *p = s->peers; p; p = p->next)
+			n += !p->done;
+		put(b, "ptrack_incoming_migrations %u\n", n);
+	}
 }
 
 char *pt_metrics_render(struct pt_service *s)
@@ -293,10 +524,14 @@ char *pt_metrics_render(struct pt_service *s)
 	     "Control connections refused by SO_PEERCRED.");
 	put(&b, "ptrack_control_refused_total %llu\n",
 	    (unsigned long long)s->refused_total);
-	help(&b, "ptrack_libvirt_connected", "gauge",
-	     "1 while connected to libvirt.");
-	put(&b, "ptrack_libvirt_connected %d\n", pt_virt_connected(s));
-	domains(&b, s);
+	/* Only with libvirt configured: a 0 there would fire alerts on hosts
+	 * without libvirt. */
+	if (s->cfg.libvirt_enabled) {
+		help(&b, "ptrack_libvirt_connected", "gauge",
+		     "1 while connected to libvirt.");
+		put(&b, "ptrack_libvirt_connected %d\n", pt_virt_connected(s));
+		domains(&b, s);
+	}
 	if (b.oom) {
 		free(b.p);
 		return NULL;

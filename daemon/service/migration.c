@@ -246,6 +246,8 @@ static void mig_finish(struct pt_migration *m)
 						   : PT_MIG_FAILED;
 	}
 	s->migrations_total[m->state]++;
+	m->end_time = pt_unix_now();
+	pt_metrics_keep(s, m);
 	s->running_migrations--;
 	pt_logx(m->ret ? LOG_WARNING : LOG_INFO, name, m->id, PT_MSGID_MIG_END,
 		"migration to %s %s after %llu rounds, %llu ms, downtime %llu ms%s%s",
@@ -344,6 +346,7 @@ mig_new(struct pt_service *s, struct pt_vm *vm,
 	m->opts.progress = on_progress;
 	m->opts.arg = m;
 	m->state = PT_MIG_ACTIVE;
+	m->start_time = pt_unix_now();
 	m->id = s->next_mig_id++;
 	return m;
 }

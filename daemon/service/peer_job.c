@@ -153,6 +153,9 @@ static int on_peer_event(sd_event_source *es, int fd, uint32_t revents,
 		return 0;
 	pthread_join(p->th, NULL);
 	p->th = 0;
+	p->done = 1;
+	p->end_time = pt_unix_now();
+	p->svc->incoming_total[p->ret ? PT_MIG_FAILED : PT_MIG_COMPLETED]++;
 	sd_event_source_set_enabled(es, SD_EVENT_OFF);
 	peer_release_vm(p);
 	pt_log(p->ret ? LOG_WARNING : LOG_INFO, "peer session on %s %s%s%s",
@@ -181,6 +184,24 @@ void pt_peer_free(struct pt_peer_job *p)
 	if (p->efd >= 0)
 		close(p->efd);
 	free(p);
+}
+
+/* Ended sessions stay for their metrics until the next one on the same
+ * address (the current or last session per address, as for VMs). */
+static void forget_ended(struct pt_service *s, const char *listen)
+{
+	struct pt_peer_job **pp = &s->peers;
+
+	while (*pp) {
+		struct pt_peer_job *o = *pp;
+
+		if (o->done && !strcmp(o->listen, listen)) {
+			*pp = o->next;
+			pt_peer_free(o);
+		} else {
+			pp = &o->next;
+		}
+	}
 }
 
 int pt_peer_start(struct pt_service *s, struct pt_req *rq,
@@ -246,6 +267,8 @@ int pt_peer_start(struct pt_service *s, struct pt_req *rq,
 	if (ret)
 		goto out_free;
 	pt_req_keep(&p->req, rq);
+	p->start_time = pt_unix_now();
+	forget_ended(s, p->listen);
 	p->next = s->peers;
 	s->peers = p;
 	peer_reply(p, "listening", 0);

@@ -268,6 +268,8 @@ int pt_service_run(struct pt_service *s)
 void pt_service_release(struct pt_service *s)
 {
 	pt_virt_stop(s);
+	pt_virt_jobs_free(s);
+	pt_metrics_ended_free(s);
 	pt_metrics_stop(s);
 	while (s->conns)
 		pt_conn_close(s->conns);

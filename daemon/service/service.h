@@ -73,6 +73,7 @@ struct pt_migration {
 	uint64_t prog_seq, prog_sent;
 	int done, ret;
 	enum pt_mig_state state;
+	double start_time, end_time; /* Unix seconds; end 0 while running */
 	struct pt_req req; /* who asked */
 };
 
@@ -114,6 +115,8 @@ struct pt_peer_job {
 	struct pt_vm *vm; /* the incoming VM this session fills, or NULL */
 	pthread_t th;
 	int efd, lfd, ret;
+	int done; /* the session ended (res and ret are final) */
+	double start_time, end_time; /* Unix seconds */
 	sd_event_source *es;
 	struct pt_req req;
 	struct pt_peer_job *next;
@@ -137,6 +140,35 @@ struct pt_dom {
 	char name[256];
 	char uuid[37];
 	pid_t pid; /* QEMU's, from libvirt's pid file; 0: unknown */
+};
+
+/* The migration figures exported for every engine (metrics.c names them). */
+enum pt_mig_figure {
+	PT_MF_TOTAL, /* bytes */
+	PT_MF_PROCESSED,
+	PT_MF_REMAINING,
+	PT_MF_XFER_RATE, /* bytes/s */
+	PT_MF_DIRTY_RATE,
+	PT_MF_ROUNDS,
+	PT_MF_EXP_DOWNTIME, /* seconds */
+	PT_MF_DOWNTIME,
+	PT_MF_START, /* Unix seconds */
+	PT_MF_END,
+	PT_MF_N
+};
+
+/* A libvirt (QEMU) migration job, current or last, of a domain, from
+ * virDomainGetJobStats (virt.c). Kept after the domain leaves this host. */
+struct pt_vjob {
+	struct pt_vjob *next;
+	char domain[256];
+	char uuid[37];
+	int incoming; /* VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN */
+	int no_domain; /* a ptrack VM not mapped to a libvirt domain */
+	unsigned int none_polls; /* polls that found no job any more */
+	int active;
+	enum pt_mig_state state;
+	double fig[PT_MF_N]; /* NAN: not reported */
 };
 
 struct pt_virt;
@@ -166,6 +198,10 @@ struct pt_service {
 	int stopping;
 	uint64_t refused_total;
 	uint64_t migrations_total[PT_MIG_NSTATES]; /* ended, by state */
+	uint64_t incoming_total[PT_MIG_NSTATES]; /* peer sessions ended */
+	struct pt_vjob *vjobs; /* libvirt migration jobs (virt.c) */
+	struct pt_vjob *ended; /* ptrack's last migration per VM (metrics.c) */
+	uint64_t libvirt_total[2][PT_MIG_NSTATES]; /* [incoming][result] */
 	/* Reads the configuration again (SIGHUP); NULL: nothing to read. */
 	int (*reload)(struct pt_config *out, char *err, size_t errlen,
 		      void *arg);
@@ -225,6 +261,9 @@ int pt_rate_start(struct pt_service *s, struct pt_req *rq,
 const char *pt_vm_kind(const struct pt_vm *vm);
 const char *pt_vm_state(const struct pt_vm *vm);
 
+/* Wall-clock time in Unix seconds (metrics' timestamps). */
+double pt_unix_now(void);
+
 /* migration.c */
 int pt_migration_start(struct pt_service *s, struct pt_req *rq,
 		       const Ptrack__Control__V1__MigrateRequest *q);
@@ -239,6 +278,9 @@ void pt_peer_free(struct pt_peer_job *p);
 /* metrics.c */
 int pt_metrics_start(struct pt_service *s);
 void pt_metrics_stop(struct pt_service *s);
+/* Keeps @m's final figures for the metrics after its VM is gone. */
+void pt_metrics_keep(struct pt_service *s, struct pt_migration *m);
+void pt_metrics_ended_free(struct pt_service *s);
 /* Renders the Prometheus text; caller frees. */
 char *pt_metrics_render(struct pt_service *s);
 const char *pt_metrics_address(struct pt_service *s);
@@ -252,6 +294,19 @@ void pt_virt_map(struct pt_service *s);
  * follows when [libvirt] track_migrations is on. */
 struct _virDomain;
 void pt_virt_job(struct pt_service *s, struct _virDomain *d, int running);
+
+/* virt_jobs.c: libvirt migration jobs as metrics */
+struct _virTypedParameter;
+void pt_virt_job_poll(struct pt_service *s, struct _virDomain *d);
+void pt_virt_job_completed(struct pt_service *s, struct _virDomain *d,
+			   struct _virTypedParameter *p, int n);
+void pt_virt_job_gone(struct pt_service *s, const char *uuid, int migrated);
+void pt_virt_job_incoming(struct pt_service *s, struct _virDomain *d,
+			  int started);
+int pt_virt_jobs_active(const struct pt_service *s);
+void pt_virt_jobs_free(struct pt_service *s);
+/* virt.c: polls the active jobs once per sample period. */
+void pt_virt_jobs_arm(struct pt_service *s);
 
 /* virt_bridge.c */
 /* Serves libvirt's event interface from @ev, from the thread that runs

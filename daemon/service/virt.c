@@ -21,6 +21,7 @@ struct pt_virt {
 	virConnectPtr conn;
 	int cb_life, cb_job, cb_iter;
 	sd_event_source *retry;
+	sd_event_source *jobs; /* polls running migration jobs */
 	int closed; /* libvirt closed the connection: reconnect */
 };
 
@@ -212,6 +213,15 @@ static int on_lifecycle(virConnectPtr c, virDomainPtr d, int event, int detail,
 	}
 	if (event == VIR_DOMAIN_EVENT_SUSPENDED &&
 	    detail == VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED)
+		pt_virt_job_poll(s, d);
+	if (event == VIR_DOMAIN_EVENT_STARTED &&
+	    detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED)
+		pt_virt_job_incoming(s, d, 1);
+	if (event == VIR_DOMAIN_EVENT_RESUMED &&
+	    detail == VIR_DOMAIN_EVENT_RESUMED_MIGRATED)
+		pt_virt_job_incoming(s, d, 0);
+	if (event == VIR_DOMAIN_EVENT_SUSPENDED &&
+	    detail == VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED)
 		pt_virt_job(s, d, 1);
 	if ((event == VIR_DOMAIN_EVENT_STOPPED &&
 	     detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED) ||
@@ -220,6 +230,12 @@ static int on_lifecycle(virConnectPtr c, virDomainPtr d, int event, int detail,
 		pt_virt_job(s, d, 0);
 	if (event == VIR_DOMAIN_EVENT_STOPPED) {
 		struct pt_vm *v = vm_for(s, d);
+		char uuid[VIR_UUID_STRING_BUFLEN];
+
+		if (!virDomainGetUUIDString(d, uuid))
+			pt_virt_job_gone(
+				s, uuid,
+				detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED);
 
 		if (v)
 			v->domain[0] = '\0';
@@ -234,6 +250,7 @@ static void on_iteration(virConnectPtr c, virDomainPtr d, int iteration,
 	(void)c;
 	pt_logx(LOG_DEBUG, virDomainGetName(d), 0, PT_MSGID_LIBVIRT,
 		"libvirt migration iteration %d", iteration);
+	pt_virt_job_poll(arg, d);
 	pt_virt_job(arg, d, 1);
 }
 
@@ -273,7 +290,47 @@ static void on_job_completed(virConnectPtr c, virDomainPtr d,
 	pt_logx(LOG_INFO, virDomainGetName(d), 0, PT_MSGID_LIBVIRT,
 		"libvirt job completed: %s, %llu ms, downtime %llu ms, %llu bytes",
 		job_operation(op), ms, down, bytes);
+	pt_virt_job_completed(arg, d, params, n);
 	pt_virt_job(arg, d, 0);
+}
+
+/* --- migration jobs --------------------------------------------------- */
+
+static int on_jobs_timer(sd_event_source *es, uint64_t usec, void *arg)
+{
+	struct pt_virt *v = arg;
+	struct pt_service *s = v->svc;
+
+	(void)es;
+	(void)usec;
+	for (struct pt_vjob *j = s->vjobs; j && v->conn; j = j->next) {
+		virDomainPtr d;
+
+		if (!j->active)
+			continue;
+		d = virDomainLookupByUUIDString(v->conn, j->uuid);
+		if (d) {
+			pt_virt_job_poll(s, d);
+			virDomainFree(d);
+		} else if (++j->none_polls > 10) {
+			/* Gone without the events that say how (they may
+			 * arrive after the domain left). */
+			pt_virt_job_gone(s, j->uuid, 0);
+		}
+	}
+	if (pt_virt_jobs_active(s))
+		pt_virt_jobs_arm(s);
+	return 0;
+}
+
+void pt_virt_jobs_arm(struct pt_service *s)
+{
+	struct pt_virt *v = s->virt;
+
+	if (!v || !v->jobs)
+		return;
+	sd_event_source_set_time_relative(v->jobs, s->cfg.sample_ms * 1000ull);
+	sd_event_source_set_enabled(v->jobs, SD_EVENT_ONESHOT);
 }
 
 /* --- connection ------------------------------------------------------- */
@@ -381,6 +438,11 @@ int pt_virt_start(struct pt_service *s)
 	if (ret < 0)
 		return ret;
 	sd_event_source_set_enabled(v->retry, SD_EVENT_OFF);
+	ret = sd_event_add_time_relative(s->ev, &v->jobs, CLOCK_MONOTONIC, 0,
+					 1000, on_jobs_timer, v);
+	if (ret < 0)
+		return ret;
+	sd_event_source_set_enabled(v->jobs, SD_EVENT_OFF);
 	ret = virt_connect(v);
 	if (ret)
 		schedule_retry(v);
@@ -404,6 +466,7 @@ void pt_virt_stop(struct pt_service *s)
 		virConnectClose(v->conn);
 	}
 	sd_event_source_unref(v->retry);
+	sd_event_source_unref(v->jobs);
 	pt_virt_bridge_reap();
 	dom_clear(s);
 	free(v);

@@ -171,7 +171,8 @@ static char *info_line(struct embed *e)
 	char *out = NULL, *p, *line = NULL;
 
 	if (svc_ctl(&e->ctl, &out, "metrics") == 0 && out) {
-		p = strstr(out, "ptrack_libvirt_domain_info{vm=\"" DOM_NAME);
+		p = strstr(out,
+			   "ptrack_libvirt_domain_info{domain=\"" DOM_NAME);
 		if (p)
 			line = strndup(p, strcspn(p, "\n"));
 	}
@@ -304,8 +305,8 @@ static void test_embed_domain(void)
 	CU_ASSERT(pid > 0);
 	CU_ASSERT(is_our_qemu(pid));
 	snprintf(want, sizeof(want),
-		 "ptrack_libvirt_domain_info{vm=\"" DOM_NAME
-		 "\",uuid=\"%s\",pid=\"%d\",registered=\"\"} 1",
+		 "ptrack_libvirt_domain_info{domain=\"" DOM_NAME
+		 "\",uuid=\"%s\",pid=\"%d\",vm=\"\"} 1",
 		 e.uuid, (int)pid);
 	CU_ASSERT_STRING_EQUAL(line ? line : "", want);
 	free(line);

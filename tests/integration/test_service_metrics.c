@@ -277,7 +277,12 @@ static int tcp_garbage(const char *url, const char *what)
 static void check_text(char *text)
 {
 	struct prom p;
-	int ret = prom_parse(&p, text);
+	int ret;
+
+	/* Prometheus's own linter (names, units, counters, HELP) first:
+	 * prom_parse() cuts the text up. */
+	CU_ASSERT_EQUAL(svc_promtool(text), 0);
+	ret = prom_parse(&p, text);
 
 	CU_ASSERT_EQUAL(ret, 0);
 	if (ret)
@@ -323,7 +328,7 @@ static void test_prometheus(void)
 			copy, "ptrack_vm_harvest_duration_seconds_bucket{"));
 		CU_ASSERT_PTR_NOT_NULL(strstr(
 			copy,
-			"ptrack_vm_dirty_pages_total{vm=\"prom\\\"vm\",uuid=\""));
+			"ptrack_vm_dirty_bytes_total{vm=\"prom\\\"vm\",uuid=\""));
 	}
 	free(copy);
 	free(body);
@@ -443,5 +448,51 @@ static void test_dirty_rate_accuracy(void)
 	CU_ASSERT(fabs(e) < (pt_test_long() ? 0.01 : 0.03));
 }
 
+/*
+ * contrib/: the alert rules pass promtool check rules and their unit tests
+ * (promtool test rules), the Grafana dashboard is JSON, and every ptrack_*
+ * metric either names is one ptrackd exports (a HELP/TYPE line of a
+ * running ptrackd with libvirt on, test:///default).
+ */
+static void test_contrib(void)
+{
+	const char *extra[] = { "--libvirt-uri", "test:///default", NULL };
+	char cmd[1024], path[200];
+	char *text = NULL;
+	struct svc s;
+	FILE *f;
+
+	CU_ASSERT_EQUAL(
+		system("promtool check rules contrib/prometheus/ptrack-alerts.yml >&2 && "
+		       "cd contrib/prometheus && "
+		       "promtool test rules ptrack-alerts.test.yml >&2"),
+		0);
+	CU_ASSERT_EQUAL(system("python3 -c 'import json,sys; "
+			       "json.load(open(sys.argv[1]))' "
+			       "contrib/grafana/ptrack-dashboard.json"),
+			0);
+	CU_ASSERT_FATAL(svc_mkdir(&s) == 0);
+	CU_ASSERT_FATAL(svc_start(&s, extra) == 0);
+	CU_ASSERT_EQUAL(svc_ctl(&s, &text, "metrics"), 0);
+	snprintf(path, sizeof(path), "%s/metrics.txt", s.dir);
+	f = fopen(path, "w");
+	CU_ASSERT_FATAL(f != NULL);
+	fputs(text ? text : "", f);
+	fclose(f);
+	free(text);
+	snprintf(cmd, sizeof(cmd),
+		 "bad=0; for n in $(grep -ohE 'ptrack_[a-z0-9_]+' "
+		 "contrib/prometheus/ptrack-alerts.yml "
+		 "contrib/grafana/ptrack-dashboard.json | "
+		 "sed 's/_bucket$//' | sort -u); do "
+		 "grep -q \"^# TYPE $n \" %s || "
+		 "{ echo \"contrib names $n, ptrackd does not export it\" >&2; "
+		 "bad=1; }; done; exit $bad",
+		 path);
+	CU_ASSERT_EQUAL(system(cmd), 0);
+	CU_ASSERT_EQUAL(svc_stop(&s), 0);
+	svc_cleanup(&s);
+}
+
 PT_SUITE(service_metrics, PT_TEST(test_prometheus),
-	 PT_TEST(test_dirty_rate_accuracy));
+	 PT_TEST(test_dirty_rate_accuracy), PT_TEST(test_contrib));

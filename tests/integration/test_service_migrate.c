@@ -63,6 +63,13 @@ static void test_migrate(void)
 	CU_ASSERT_EQUAL(svc_ctl(&src, &text, "metrics"), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(
 		text, "ptrack_migration_data_processed_bytes{vm=\"mig\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr(
+		text, "ptrack_migration_start_timestamp_seconds{vm=\"mig\""));
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(text, "ptrack_migration_data_total_bytes{"));
+	/* No per-migration label: one series per VM however many run. */
+	CU_ASSERT_PTR_NULL(strstr(text, "migration_id="));
+	CU_ASSERT_EQUAL(svc_promtool(text), 0);
 	free(text);
 	CU_ASSERT_EQUAL(exit_of(svc_wait(mig, 90000)), 0);
 	CU_ASSERT_EQUAL(exit_of(svc_wait(peer, 10000)), 0);
@@ -76,7 +83,21 @@ static void test_migrate(void)
 	}
 	CU_ASSERT_EQUAL(svc_ctl(&src, &text, "metrics"), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(
-		text, "ptrack_migrations_total{result=\"completed\"} 1"));
+		text, "ptrack_migrations_total{engine=\"ptrack\",direction="
+		      "\"outgoing\",result=\"completed\"} 1"));
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(text, "ptrack_migration_downtime_seconds{vm=\"mig\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr(
+		text, "ptrack_migration_end_timestamp_seconds{vm=\"mig\""));
+	free(text);
+	/* The destination exports its incoming migration. */
+	CU_ASSERT_EQUAL(svc_ctl(&dst, &text, "metrics"), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(
+		text, "ptrack_migrations_total{engine=\"ptrack\",direction="
+		      "\"incoming\",result=\"completed\"} 1"));
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(text, "ptrack_migration_data_total_bytes{listen=\""));
+	CU_ASSERT_EQUAL(svc_promtool(text), 0);
 	free(text);
 	/* The source guest was stopped: it lives on the peer now. */
 	CU_ASSERT_EQUAL(exit_of(svc_wait(vmm, 10000)), 0);
@@ -484,7 +505,8 @@ static void test_clients_leave(void)
 	CU_ASSERT(svc_wait_file(dst.log, "completed", 10000));
 	CU_ASSERT_EQUAL(svc_ctl(&src, &text, "metrics"), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(
-		text, "ptrack_migrations_total{result=\"completed\"} 1"));
+		text, "ptrack_migrations_total{engine=\"ptrack\",direction="
+		      "\"outgoing\",result=\"completed\"} 1"));
 	free(text);
 	CU_ASSERT_EQUAL(exit_of(svc_wait(vmm, 10000)), 0);
 	CU_ASSERT_EQUAL(svc_stop(&src), 0);

@@ -186,10 +186,10 @@ in_ns a virsh -q -c qemu:///system create "$T/dom.xml" >/dev/null ||
 pid_a=$(in_ns a cat "/run/libvirt/qemu/$NAME.pid")
 metric() { # HOST
 	"$BIN/ptrackctl" --socket "$T/$1/ctl.sock" metrics |
-		grep "^ptrack_libvirt_domain_info{vm=\"$NAME\"" || true
+		grep "^ptrack_libvirt_domain_info{domain=\"$NAME\"" || true
 }
-want_a="ptrack_libvirt_domain_info{vm=\"$NAME\",uuid=\"$UUID\",pid=\"$pid_a\",registered=\"\"} 1"
-wait_for 10 sh -c "[ \"\$('$BIN/ptrackctl' --socket '$T/a/ctl.sock' metrics | grep '^ptrack_libvirt_domain_info{vm=\"$NAME\"')\" = '$want_a' ]" ||
+want_a="ptrack_libvirt_domain_info{domain=\"$NAME\",uuid=\"$UUID\",pid=\"$pid_a\",vm=\"\"} 1"
+wait_for 10 sh -c "[ \"\$('$BIN/ptrackctl' --socket '$T/a/ctl.sock' metrics | grep '^ptrack_libvirt_domain_info{domain=\"$NAME\"')\" = '$want_a' ]" ||
 	fail "host a's ptrackd does not show the guest: $(metric a)"
 
 echo "virsh-migrate: guest on host a (QEMU pid $pid_a); migrating"
@@ -204,10 +204,10 @@ state_b=$(in_ns b virsh -q -c qemu:///system domstate "$NAME")
 pid_b=$(in_ns b cat "/run/libvirt/qemu/$NAME.pid")
 [ "$pid_b" != "$pid_a" ] || fail "same QEMU pid on both hosts"
 kill -0 "$pid_a" 2>/dev/null && fail "host a's QEMU $pid_a still runs"
-want_b="ptrack_libvirt_domain_info{vm=\"$NAME\",uuid=\"$UUID\",pid=\"$pid_b\",registered=\"\"} 1"
-wait_for 10 sh -c "[ \"\$('$BIN/ptrackctl' --socket '$T/b/ctl.sock' metrics | grep '^ptrack_libvirt_domain_info{vm=\"$NAME\"')\" = '$want_b' ]" ||
+want_b="ptrack_libvirt_domain_info{domain=\"$NAME\",uuid=\"$UUID\",pid=\"$pid_b\",vm=\"\"} 1"
+wait_for 10 sh -c "[ \"\$('$BIN/ptrackctl' --socket '$T/b/ctl.sock' metrics | grep '^ptrack_libvirt_domain_info{domain=\"$NAME\"')\" = '$want_b' ]" ||
 	fail "host b's ptrackd does not show the guest: $(metric b)"
-wait_for 10 sh -c "! '$BIN/ptrackctl' --socket '$T/a/ctl.sock' metrics | grep -q '^ptrack_libvirt_domain_info{vm=\"$NAME\"'" ||
+wait_for 10 sh -c "! '$BIN/ptrackctl' --socket '$T/a/ctl.sock' metrics | grep -q '^ptrack_libvirt_domain_info{domain=\"$NAME\"'" ||
 	fail "host a's ptrackd still has the guest"
 # libvirt's events as each side saw them: A suspended (3/1) and stopped
 # (5/3) for migration, B started (2/1) and resumed (4/1) for migration.
@@ -224,6 +224,33 @@ grep -q "domain event 2/1 VM=$NAME" "$T/b/ptrackd.log" ||
 grep -q "libvirt domain running: uuid $UUID, QEMU pid $pid_b VM=$NAME" \
 	"$T/b/ptrackd.log" || fail "host b's ptrackd did not map the guest"
 grep -h "libvirt job completed" "$T/a/ptrackd.log" | sed 's/^/virsh-migrate: host a: /'
+
+# libvirt's job statistics as ptrack's migration metrics (engine="libvirt"),
+# for a guest not registered through libptrack, on both sides.
+for h in a b; do
+	"$BIN/ptrackctl" --socket "$T/$h/ctl.sock" metrics >"$T/$h/metrics.txt"
+	promtool check metrics <"$T/$h/metrics.txt" ||
+		fail "promtool check metrics on host $h's metrics"
+	{ grep 'engine="libvirt"' "$T/$h/metrics.txt" | grep -v ' 0$' || true; } |
+		sed "s/^/virsh-migrate: host $h: /"
+done
+jl="vm=\"$NAME\",uuid=\"$UUID\",domain=\"$NAME\",engine=\"libvirt\""
+grep -q '^ptrack_migrations_total{engine="libvirt",direction="outgoing",result="completed"} 1$' \
+	"$T/a/metrics.txt" || fail "host a does not count the libvirt migration"
+grep -q "^ptrack_migration_data_processed_bytes{$jl,direction=\"outgoing\"} [1-9]" \
+	"$T/a/metrics.txt" || fail "host a has no processed bytes for the job"
+grep -q "^ptrack_migration_data_total_bytes{$jl,direction=\"outgoing\"} [1-9]" \
+	"$T/a/metrics.txt" || fail "host a has no total bytes for the job"
+grep -q "^ptrack_migration_downtime_seconds{$jl,direction=\"outgoing\"} " \
+	"$T/a/metrics.txt" || fail "host a has no downtime for the job"
+grep -q "^ptrack_migration_end_timestamp_seconds{$jl,direction=\"outgoing\"} [1-9]" \
+	"$T/a/metrics.txt" || fail "host a has no end time for the job"
+grep -q "^ptrack_migration_state{$jl,direction=\"outgoing\",state=\"completed\"} 1" \
+	"$T/a/metrics.txt" || fail "host a does not show the job completed"
+grep -q '^ptrack_migrations_total{engine="libvirt",direction="outgoing",result="failed"} 0$' \
+	"$T/a/metrics.txt" || fail "host a counts the libvirt migration as failed"
+grep -q '^ptrack_migrations_total{engine="libvirt",direction="incoming",result="completed"} 1$' \
+	"$T/b/metrics.txt" || fail "host b does not count the incoming libvirt migration"
 t1=$(date +%s%N)
 echo "virsh-migrate: ok: $NAME moved from host a (pid $pid_a) to host b (pid $pid_b)" \
 	"in $(((m1 - m0) / 1000000)) ms; whole test $(((t1 - t0) / 1000000)) ms"

@@ -74,5 +74,8 @@ pid_t svc_vmm(struct svc *s, const char *name, const char *const *args);
 /* A number after "@key": in JSON text, or -1e300 when absent. */
 double svc_json_num(const char *json, const char *key);
 int svc_have_kvm(void);
+/* `promtool check metrics` (Debian's prometheus package) on @text: 0 when
+ * it finds nothing to complain about; its findings go to stderr. */
+int svc_promtool(const char *text);
 
 #endif
