@@ -267,6 +267,7 @@ int pt_service_run(struct pt_service *s)
 
 void pt_service_release(struct pt_service *s)
 {
+	pt_virt_rates_free(s);
 	pt_virt_stop(s);
 	pt_virt_jobs_free(s);
 	pt_metrics_ended_free(s);

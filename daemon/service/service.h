@@ -173,6 +173,7 @@ struct pt_vjob {
 
 struct pt_virt;
 struct pt_metrics;
+struct pt_vrate;
 
 struct pt_service {
 	struct pt_config cfg;
@@ -201,6 +202,7 @@ struct pt_service {
 	uint64_t incoming_total[PT_MIG_NSTATES]; /* peer sessions ended */
 	struct pt_vjob *vjobs; /* libvirt migration jobs (virt.c) */
 	struct pt_vjob *ended; /* ptrack's last migration per VM (metrics.c) */
+	struct pt_vrate *vrates; /* libvirt dirty-rate requests (virt_rate.c) */
 	uint64_t libvirt_total[2][PT_MIG_NSTATES]; /* [incoming][result] */
 	/* Reads the configuration again (SIGHUP); NULL: nothing to read. */
 	int (*reload)(struct pt_config *out, char *err, size_t errlen,
@@ -305,6 +307,13 @@ void pt_virt_job_incoming(struct pt_service *s, struct _virDomain *d,
 			  int started);
 int pt_virt_jobs_active(const struct pt_service *s);
 void pt_virt_jobs_free(struct pt_service *s);
+/* virt_rate.c: `ptrackctl dirtyrate` for a libvirt domain not registered
+ * with ptrackd (virDomainStartDirtyRateCalc); "no VM" when there is none. */
+int pt_virt_rate_start(struct pt_service *s, struct pt_req *rq,
+		       const Ptrack__Control__V1__DirtyRateRequest *q);
+void pt_virt_rates_free(struct pt_service *s);
+/* virt.c: the connection, NULL when none. */
+struct _virConnect *pt_virt_conn(struct pt_service *s);
 /* virt.c: polls the active jobs once per sample period. */
 void pt_virt_jobs_arm(struct pt_service *s);
 

@@ -473,6 +473,11 @@ void pt_virt_stop(struct pt_service *s)
 	s->virt = NULL;
 }
 
+virConnectPtr pt_virt_conn(struct pt_service *s)
+{
+	return pt_virt_connected(s) ? s->virt->conn : NULL;
+}
+
 int pt_virt_connected(struct pt_service *s)
 {
 	return s->virt && s->virt->conn && !s->virt->closed &&

@@ -342,6 +342,7 @@ static void rate_reply(struct pt_rate_req *r, uint64_t pages,
 	d.calc_start_time = r->start_unix;
 	d.calc_period = dt;
 	d.calc_mode = (char *)pt_vm_kind(vm);
+	d.method = "ptrack";
 	d.dirty_pages = pages;
 	d.bytes_per_second = (double)pages * vm->meter.page_size / dt;
 	d.megabytes_per_second = d.bytes_per_second / (1 << 20);
@@ -438,8 +439,9 @@ int pt_rate_start(struct pt_service *s, struct pt_req *rq,
 	struct pt_rate_req *r;
 	int ret;
 
+	/* A libvirt guest that does not push its log: libvirt measures. */
 	if (!vm)
-		return pt_req_error(rq, -ENOENT, "no VM '%s'", q->vm);
+		return pt_virt_rate_start(s, rq, q);
 	if (!mode_ok(vm, q->mode))
 		return pt_req_error(rq, -EOPNOTSUPP,
 				    "VM '%s' has a %s dirty log", q->vm,

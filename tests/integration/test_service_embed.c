@@ -326,6 +326,40 @@ static void test_embed_domain(void)
 	CU_ASSERT(dom && virDomainGetInfo(dom, &info) == 0 &&
 		  info.cpuTime > cpu0 + 50000000ull);
 
+	/* Not registered through libptrack: ptrackctl dirtyrate falls back
+	 * to libvirt's measurement and says so. */
+	{
+		char *out = NULL;
+
+		CU_ASSERT_EQUAL(svc_ctl(&e.ctl, &out, "dirtyrate", DOM_NAME,
+					"--seconds", "1", "--json"),
+				0);
+		fprintf(stderr, "\n  %s", out ? out : "(no output)\n");
+		CU_ASSERT_PTR_NOT_NULL(out &&
+				       strstr(out, "\"method\":\"libvirt\""));
+		CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "\"calc_status\":2"));
+		CU_ASSERT_PTR_NOT_NULL(
+			out && strstr(out, "\"calc_mode\":\"page-sampling\""));
+		free(out);
+		out = NULL;
+		CU_ASSERT_EQUAL(svc_ctl(&e.ctl, &out, "dirtyrate", DOM_NAME,
+					"--seconds", "1", "--mode", "bitmap"),
+				0);
+		for (char *l = out ? strtok(out, "\n") : NULL; l;
+		     l = strtok(NULL, "\n"))
+			fprintf(stderr, "  %s\n", l);
+		CU_ASSERT(svc_file_has(e.log, "method=libvirt"));
+		free(out);
+		out = NULL;
+		/* Neither registered nor a domain: said so. */
+		CU_ASSERT_EQUAL(
+			svc_ctl(&e.ctl, &out, "dirtyrate", "nosuch", "--json"),
+			5);
+		CU_ASSERT_PTR_NOT_NULL(out &&
+				       strstr(out, "nor a libvirt domain"));
+		free(out);
+	}
+
 	/* Destroyed: seen (5/1 is STOPPED/DESTROYED) and forgotten. */
 	CU_ASSERT(dom && virDomainDestroy(dom) == 0);
 	line = wait_info(&e, 0, 10000);
@@ -353,6 +387,18 @@ static void test_embed_domain(void)
 	if (CU_get_number_of_failures())
 		svc_show(e.log);
 	fprintf(stderr, "\n  embed guest test: %ld ms\n", svc_ms() - t0);
+	{
+		/* What ptrackctl dirtyrate printed (it went to the log). */
+		char cmd[300];
+
+		snprintf(
+			cmd, sizeof(cmd),
+			"grep -E '^  (\\{\"ok\"|Domain:|  (method|dirtyrate)\\.?)' "
+			"%s >&2",
+			e.log);
+		if (system(cmd) != 0)
+			fprintf(stderr, "  (no dirtyrate output)\n");
+	}
 	svc_cleanup(&e.ctl);
 }
 

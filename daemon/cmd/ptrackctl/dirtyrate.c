@@ -25,6 +25,8 @@ static void print_json(const Ptrack__Control__V1__DirtyRateReply *d)
 {
 	printf("{\"ok\":true,\"vm\":");
 	json_str(stdout, d->vm);
+	printf(",\"method\":");
+	json_str(stdout, d->method[0] ? d->method : "ptrack");
 	printf(",\"calc_status\":%u,\"calc_start_time\":%" PRIu64
 	       ",\"calc_period\":%.6f,\"calc_mode\":",
 	       d->calc_status, d->calc_start_time, d->calc_period);
@@ -40,6 +42,7 @@ static void print_json(const Ptrack__Control__V1__DirtyRateReply *d)
 static void print_text(const Ptrack__Control__V1__DirtyRateReply *d)
 {
 	printf("Domain: '%s'\n", d->vm);
+	printf("  method=%s\n", d->method[0] ? d->method : "ptrack");
 	printf("  dirtyrate.calc_status=%u\n", d->calc_status);
 	printf("  dirtyrate.calc_start_time=%" PRIu64 "\n", d->calc_start_time);
 	printf("  dirtyrate.calc_period=%.3f\n", d->calc_period);
