@@ -3,6 +3,8 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <poll.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -298,13 +300,33 @@ void pt_reader_release(struct pt_reader *r)
 	r->buf = NULL;
 }
 
-/* Reads exactly @len bytes; returns the count read before EOF, or -errno. */
-static ssize_t read_full(int fd, uint8_t *p, size_t len)
+static uint64_t now_ms(void)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Reads exactly @len bytes by @deadline (CLOCK_MONOTONIC ms, 0: none);
+ * returns the count read before EOF, or -errno (-ETIMEDOUT). */
+static ssize_t read_full(int fd, uint8_t *p, size_t len, uint64_t deadline)
+{
+	struct pollfd pf = { .fd = fd, .events = POLLIN };
 	size_t got = 0;
+	uint64_t now;
 	ssize_t n;
 
 	while (got < len) {
+		if (deadline) {
+			now = now_ms();
+			n = now < deadline ? poll(&pf, 1, (int)(deadline - now))
+					   : 0;
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return n < 0 ? -errno : -ETIMEDOUT;
+		}
 		n = read(fd, p + got, len - got);
 		if (n == 0)
 			break;
@@ -318,9 +340,14 @@ static ssize_t read_full(int fd, uint8_t *p, size_t len)
 	return (ssize_t)got;
 }
 
+static uint64_t deadline_of(const struct pt_reader *r)
+{
+	return r->timeout_ms > 0 ? now_ms() + (uint64_t)r->timeout_ms : 0;
+}
+
 int pt_reader_next(struct pt_reader *r, struct pt_frame *f, struct pt_error *e)
 {
-	ssize_t n = read_full(r->fd, r->buf, PT_FRAME_HDR_LEN);
+	ssize_t n = read_full(r->fd, r->buf, PT_FRAME_HDR_LEN, deadline_of(r));
 	size_t rest;
 	int ret;
 
@@ -330,7 +357,7 @@ int pt_reader_next(struct pt_reader *r, struct pt_frame *f, struct pt_error *e)
 	if (ret)
 		return ret;
 	rest = pt_frame_len(&f->hdr) - PT_FRAME_HDR_LEN;
-	n = read_full(r->fd, r->buf + PT_FRAME_HDR_LEN, rest);
+	n = read_full(r->fd, r->buf + PT_FRAME_HDR_LEN, rest, deadline_of(r));
 	if (n < 0)
 		return (int)n;
 	if ((size_t)n < rest)

@@ -126,6 +126,10 @@ int pt_frame_decode(const uint8_t *buf, size_t len, size_t max_frame,
 struct pt_reader {
 	int fd;
 	size_t max_frame;
+	/* Whole-frame deadlines (header, then the rest), 0: none. A sender
+	 * trickling a byte at a time runs out of time, not only one that
+	 * stops. */
+	int timeout_ms;
 	uint8_t *buf;
 	uint64_t frames;
 	uint64_t bytes;

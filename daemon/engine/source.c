@@ -766,6 +766,7 @@ static int connect_peer(struct src *s)
 	r = pt_sock_timeouts(fd, s->o->io_timeout_ms);
 	if (!r)
 		r = pt_reader_init(&s->rd, fd, RX_MAX);
+	s->rd.timeout_ms = s->o->io_timeout_ms;
 	if (r)
 		disconnect(s);
 	return r;
@@ -865,6 +866,13 @@ static int wait_acked(struct src *s, uint64_t max)
 	int r;
 
 	while (s->next_seq - 1 - s->acked > max) {
+		/* A peer that trickles its Acks must not keep the guest
+		 * paused past the time limit. */
+		if ((now_ns() - s->t_start) / 1000000 > s->o->time_limit_ms)
+			return fail(s, E(INTERNAL), ETIME,
+				    "time limit of %" PRIu64
+				    " ms reached waiting for the peer's Ack",
+				    s->o->time_limit_ms);
 		r = poll_in(s->fd, s->o->io_timeout_ms);
 		if (r == 0)
 			r = -ETIMEDOUT;

@@ -460,9 +460,87 @@ static void test_overlapping_regions_refused(void)
 	msrc_destroy(m);
 }
 
+/* A rogue destination: answers the Hello, then trickles an Ack a byte
+ * every 300 ms for as long as the source listens. */
+static void *trickle_peer(void *arg)
+{
+	Ptrack__V1__Ack a = PTRACK__V1__ACK__INIT;
+	Ptrack__V1__Hello *h = NULL;
+	struct pt_reader rd;
+	struct pt_frame f;
+	struct pt_txframe tx = { 0 };
+	int lfd = *(int *)arg, fd = accept(lfd, NULL, NULL);
+	size_t i, k;
+
+	if (fd < 0)
+		return NULL;
+	pt_sock_timeouts(fd, 5000);
+	/* Answer the Hello as a peer does: the source's, role PEER. */
+	if (!pt_reader_init(&rd, fd, PT_FRAME_MAX_DEFAULT)) {
+		if (pt_reader_next(&rd, &f, NULL) == 1)
+			h = ptrack__v1__hello__unpack(NULL, f.hdr.msg_len,
+						      f.msg);
+		pt_reader_release(&rd);
+	}
+	if (!h)
+		goto out;
+	h->role = PTRACK__V1__ROLE__ROLE_PEER;
+	send_frame(fd, T(HELLO), 1, &h->base, NULL, 0);
+	ptrack__v1__hello__free_unpacked(h, NULL);
+	a.seq = 1;
+	if (pt_txframe_init(&tx) ||
+	    pt_frame_build(&tx, T(ACK), 0, 2, &a.base, NULL, 0,
+			   PT_FRAME_MAX_DEFAULT, NULL))
+		goto out;
+	for (i = 0; i < (size_t)tx.iovcnt; i++)
+		for (k = 0; k < tx.iov[i].iov_len; k++) {
+			if (write(fd, (uint8_t *)tx.iov[i].iov_base + k, 1) !=
+			    1)
+				goto out;
+			usleep(300000);
+		}
+out:
+	pt_txframe_release(&tx);
+	close(fd);
+	return NULL;
+}
+
+/* Finding 6c: a destination that trickles its Acks fails the migration
+ * at the frame deadline and the time limit, not after a fresh timeout
+ * per byte (152 s paused in the report). */
+static void test_trickled_ack(void)
+{
+	struct msrc_opts mo = { .size = 4 * MIB, .writers = 1, .rate = 1000 };
+	struct pt_source_opts so = { .reconnect_ms = 1000,
+				     .io_timeout_ms = 1000,
+				     .time_limit_ms = 2500 };
+	struct sockaddr_in a = { 0 };
+	socklen_t al = sizeof(a);
+	struct pt_source_result res;
+	char to[64];
+	struct msrc *m;
+	pthread_t th;
+	int lfd = pt_tcp_listen("127.0.0.1:0");
+
+	CU_ASSERT_FATAL(lfd >= 0);
+	getsockname(lfd, (struct sockaddr *)&a, &al);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", ntohs(a.sin_port));
+	so.to = to;
+	pthread_create(&th, NULL, trickle_peer, &lfd);
+	CU_ASSERT_FATAL(msrc_create(&m, &mo) == 0);
+	CU_ASSERT(pt_migrate(msrc_source(m), &so, &res) < 0);
+	fprintf(stderr, "\n    trickled Ack: failed after %llu ms: %s\n",
+		(unsigned long long)res.total_ms, res.err);
+	CU_ASSERT(res.total_ms < 6000);
+	CU_ASSERT(!msrc_paused(m));
+	close(lfd); /* ends the accept if the source never connected */
+	pthread_join(th, NULL);
+	msrc_destroy(m);
+}
+
 PT_SUITE(peer_attacks, PT_TEST(test_unbound_connections_refused),
 	 PT_TEST(test_hello_over_limit),
 	 PT_TEST(test_completed_destination_kept),
 	 PT_TEST(test_state_invalidated_first),
 	 PT_TEST(test_bad_crc_retransmitted), PT_TEST(test_trickle_deadline),
-	 PT_TEST(test_overlapping_regions_refused));
+	 PT_TEST(test_overlapping_regions_refused), PT_TEST(test_trickled_ack));
