@@ -18,11 +18,12 @@
 #include "codec/frame.h"
 #include "core/dirty.h"
 #include "engine/migrate.h"
+#include "ptrack/version.h"
 #include "service/config.h"
 #include "service/ctlmsg.h"
 #include "service/meter.h"
 
-#define PT_VERSION "0.1"
+#define PT_VERSION PTRACK_VERSION
 
 struct pt_service;
 struct pt_conn;

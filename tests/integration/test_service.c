@@ -11,6 +11,7 @@
 #include <poll.h>
 
 #include "codec/frame.h"
+#include "ptrack/version.h"
 #include "service/ctlmsg.h"
 #include "svc.h"
 
@@ -272,6 +273,21 @@ static void test_peer_dest(void)
 	svc_cleanup(&s);
 }
 
+/* Every program answers --version with its name and ptrack's release. */
+static void test_version(void)
+{
+	static const char *const progs[] = { "ptrackd", "ptrackctl",
+					     "ptrack-vmm" };
+	char cmd[PATH_MAX + 200];
+
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+		snprintf(cmd, sizeof(cmd),
+			 "[ \"$(%s/%s --version)\" = '%s " PTRACK_VERSION "' ]",
+			 pt_test_bindir(), progs[i], progs[i]);
+		CU_ASSERT_EQUAL(system(cmd), 0);
+	}
+}
+
 /* Sends @len raw bytes on a fresh connection; returns what came back. */
 static ssize_t raw_exchange(const char *path, const void *buf, size_t len,
 			    int half_close, uint8_t *reply, size_t cap)
@@ -526,4 +542,5 @@ static void test_units(void)
 PT_SUITE(service, PT_TEST(test_status), PT_TEST(test_auth_refused),
 	 PT_TEST(test_auth_group), PT_TEST(test_malformed),
 	 PT_TEST(test_notify_watchdog), PT_TEST(test_socket_activation),
-	 PT_TEST(test_units), PT_TEST(test_reload), PT_TEST(test_peer_dest));
+	 PT_TEST(test_units), PT_TEST(test_reload), PT_TEST(test_peer_dest),
+	 PT_TEST(test_version));

@@ -4,6 +4,7 @@
  * dirty log against ground truth for a number of rounds (the default), or
  * registers with ptrackd and serves its requests (--ptrackd).
  */
+#include "ptrack/version.h"
 #include "vmm.h"
 
 #include <errno.h>
@@ -71,6 +72,7 @@ static void usage(FILE *f, const char *argv0)
 		"      --inject-switchover F  test hook: corrupt-state (source), die-in-load,\n"
 		"                          slow-load (destination: 3 s in load_state)\n"
 		"  -h, --help              this text\n"
+		"      --version           the version\n"
 		"\n"
 		"Exit status: 0 on success, 1 when the check found missed pages,\n"
 		"2 on usage errors, 3 on runtime errors.\n",
@@ -132,6 +134,7 @@ enum {
 	OPT_RUN_MS,
 	OPT_VERIFY,
 	OPT_INJECT_SW,
+	OPT_VERSION,
 };
 
 static const struct option longopts[] = {
@@ -155,6 +158,7 @@ static const struct option longopts[] = {
 	{ "run-ms", required_argument, NULL, OPT_RUN_MS },
 	{ "verify-memory", no_argument, NULL, OPT_VERIFY },
 	{ "inject-switchover", required_argument, NULL, OPT_INJECT_SW },
+	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -272,6 +276,10 @@ static int parse_cli(struct cli *c, int argc, char **argv)
 				  NULL)) != -1) {
 		if (opt == 'h') {
 			usage(stdout, argv[0]);
+			exit(0);
+		}
+		if (opt == OPT_VERSION) {
+			printf("ptrack-vmm %s\n", PTRACK_VERSION);
 			exit(0);
 		}
 		if (opt == '?' || parse_opt(c, opt, optarg)) {

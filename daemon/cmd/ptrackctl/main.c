@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "ptrack/version.h"
 #include "service/config.h"
 
 static const struct {
@@ -32,6 +33,7 @@ static void usage(FILE *f)
 		"  migrate VM --to HOST:PORT [--downtime-ms N] [--bandwidth B]\n"
 		"  peer listen HOST:PORT [--mem-file PATH] [--state-dir DIR]\n"
 		"  metrics                     Prometheus text\n"
+		"  --help, --version\n"
 		"Socket: --socket, $PTRACK_CONTROL_SOCKET or " PT_CONTROL_SOCKET
 		"\n"
 		"Exit status: 0 ok, 1 failed, 2 usage, 3 ptrackd unreachable,\n"
@@ -78,6 +80,10 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
 	    !strcmp(argv[1], "help")) {
 		usage(stdout);
+		return CTL_OK;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("ptrackctl %s\n", PTRACK_VERSION);
 		return CTL_OK;
 	}
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {

@@ -22,6 +22,7 @@
 
 #include "codec/error.h"
 #include "engine/migrate.h"
+#include "ptrack/version.h"
 #include "serve.h"
 #include "source.h"
 #include "source/vmm_push.h"
@@ -38,6 +39,7 @@ static void usage(FILE *f)
 		"                    [--dump-memory PATH] [--tcp-congestion NAME] [--quiet]\n"
 		"                    [--reconnect-ms N] [--switchover-ms N] [--copy-only]\n"
 		"                    [--cap-final-round]\n"
+		"       ptrackd --help | --version\n"
 		"peer: receive one migration. With --vmm-socket, an incoming VMM (libptrack,\n"
 		"e.g. ptrack-vmm --incoming) registers there first; the pages go into its\n"
 		"memory and the guest resumes in it (switchover). With --mem-file, only the\n"
@@ -217,6 +219,10 @@ int main(int argc, char **argv)
 		return ptrackd_serve(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("ptrackd %s\n", PTRACK_VERSION);
 		return 0;
 	}
 	usage(stderr);
