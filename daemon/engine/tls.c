@@ -477,17 +477,25 @@ static void *relay_tx(void *arg)
 			continue;
 		if (n <= 0)
 			break;
+		/* Corked: the records of one read leave in one write, not
+		 * one syscall per 16 KiB record. */
+		gnutls_record_cork(r->s);
 		for (off = 0; off < (size_t)n;) {
 			w = gnutls_record_send(r->s, buf + off,
 					       (size_t)n - off);
 			if (w == GNUTLS_E_INTERRUPTED)
 				continue;
-			/* E_AGAIN too: the other side did not read for a
-			 * whole send timeout. */
 			if (w < 0)
 				goto out;
 			off += (size_t)w;
 		}
+		/* E_AGAIN too is fatal: the other side did not read for a
+		 * whole send timeout. */
+		do {
+			w = gnutls_record_uncork(r->s, GNUTLS_RECORD_WAIT);
+		} while (w == GNUTLS_E_INTERRUPTED);
+		if (w < 0)
+			goto out;
 	}
 	/* The engine closed its end: close_notify, so the other side reads a
 	 * clean end of stream. */
@@ -506,12 +514,25 @@ static void *relay_rx(void *arg)
 	uint8_t *buf = malloc(RELAY_BUF);
 	ssize_t n;
 
+	size_t got;
+
 	while (buf) {
 		n = gnutls_record_recv(r->s, buf, RELAY_BUF);
 		if (n == GNUTLS_E_INTERRUPTED ||
 		    (n == GNUTLS_E_AGAIN && !atomic_load(&r->closing)))
 			continue;
-		if (n <= 0 || write_all(r->local, buf, (size_t)n))
+		if (n <= 0)
+			break;
+		/* Records already received go out in the same write. */
+		for (got = (size_t)n;
+		     got < RELAY_BUF && gnutls_record_check_pending(r->s);
+		     got += (size_t)n) {
+			n = gnutls_record_recv(r->s, buf + got,
+					       RELAY_BUF - got);
+			if (n <= 0)
+				break;
+		}
+		if (write_all(r->local, buf, got) || n <= 0)
 			break;
 	}
 	free(buf);
