@@ -385,11 +385,6 @@ static int handshake(const struct pt_tls *t, gnutls_session_t s, int timeout_ms,
 	}
 	if (r && t->server)
 		gnutls_alert_send_appropriate(s, r);
-	/* The connection broke (a peer restarting, say): retried like any
-	 * connection error, not taken for a refusal. */
-	if (r == GNUTLS_E_PULL_ERROR || r == GNUTLS_E_PUSH_ERROR ||
-	    r == GNUTLS_E_PREMATURE_TERMINATION)
-		return gerr(err, len, r, "TLS handshake"), -ECONNRESET;
 	if (r == GNUTLS_E_TIMEDOUT)
 		return snprintf(err, len, "TLS handshake: no answer in %d ms",
 				timeout_ms),
