@@ -23,6 +23,7 @@
 #                     PTA scenarios, the emulated host migrated mid-run
 #   make dkms-check   build the PTA module through dkms.conf
 #   make bench-kernel / bench-pta   write-protect vs HAFDBS vs PTA
+#   make bench-arm64-migrate        the same, migrated by ptrackd (headline)
 
 SHELL := /bin/bash
 BUILD ?= build
@@ -132,7 +133,8 @@ MAN_SRCS := $(wildcard man/*.[1-8])
 MAN_OUT := $(MAN_SRCS:man/%=$(O)/man/%.gz) $(MAN_SRCS:man/%=$(O)/man/%.txt)
 
 .PHONY: all deps check demo lint fuzz fuzz-build bench clean kernel deb \
-	arm64-test qemu pta pta-test dkms-check bench-kernel bench-pta
+	arm64-test qemu pta pta-test dkms-check bench-kernel bench-pta \
+	bench-arm64-migrate
 ifeq ($(ARCH),arm64)
 all: $(ALL_BINS) $(ALL_LIBS)
 $(CORE_OBJS) $(LIBPTRACK_OBJS) $(LIBPTRACK_PIC): | $(ISAL_SO)
@@ -299,6 +301,9 @@ bench-kernel:
 	bash bench/kernel/run.sh
 bench-pta:
 	bash tests/qemu/bench-pta.sh
+bench-arm64-migrate:
+	$(MAKE) -s all && $(MAKE) -s ARCH=arm64 all && \
+		bash bench/arm64-migrate/run.sh
 
 include mk/install.mk
 
