@@ -27,6 +27,7 @@ struct cli {
 	int inject_drop_round; /* test hook, 0: off */
 	const char *ptrackd;
 	const char *name;
+	unsigned int warmup_ms;
 	bool incoming, verify_memory;
 	const char *inject;
 	unsigned int run_ms;
@@ -62,6 +63,9 @@ static void usage(FILE *f, const char *argv0)
 		"ptrackd mode:\n"
 		"  -P, --ptrackd SOCKET    register with ptrackd and serve its requests\n"
 		"      --name NAME         VM name (default ptrack-vmm)\n"
+		"      --warmup MS         run the guest MS before registering and\n"
+		"                          report its store rate before and during\n"
+		"                          the migration\n"
 		"      --incoming          be the destination of a migration: register,\n"
 		"                          receive memory and state, resume the guest\n"
 		"      --run-ms MS         incoming: run MS after resuming, then check that\n"
@@ -130,6 +134,7 @@ enum {
 	OPT_JSON,
 	OPT_INJECT,
 	OPT_NAME,
+	OPT_WARMUP,
 	OPT_INCOMING,
 	OPT_RUN_MS,
 	OPT_VERIFY,
@@ -154,6 +159,7 @@ static const struct option longopts[] = {
 	{ "inject-drop", required_argument, NULL, OPT_INJECT },
 	{ "ptrackd", required_argument, NULL, 'P' },
 	{ "name", required_argument, NULL, OPT_NAME },
+	{ "warmup", required_argument, NULL, OPT_WARMUP },
 	{ "incoming", no_argument, NULL, OPT_INCOMING },
 	{ "run-ms", required_argument, NULL, OPT_RUN_MS },
 	{ "verify-memory", no_argument, NULL, OPT_VERIFY },
@@ -247,6 +253,9 @@ static int parse_opt(struct cli *c, int opt, const char *arg)
 		break;
 	case OPT_INJECT:
 		c->inject_drop_round = v;
+		break;
+	case OPT_WARMUP:
+		c->warmup_ms = v;
 		break;
 	case OPT_RUN_MS:
 		c->run_ms = v;
@@ -521,6 +530,7 @@ int main(int argc, char **argv)
 	if (c.ptrackd) {
 		struct vmm_serve_opts so = { .path = c.ptrackd,
 					     .name = c.name,
+					     .warmup_ms = c.warmup_ms,
 					     .incoming = c.incoming,
 					     .verify_memory = c.verify_memory,
 					     .run_ms = c.run_ms,

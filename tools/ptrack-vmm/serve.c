@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ptrack/libptrack.h"
@@ -23,7 +24,13 @@ struct serve {
 	uint64_t harvests, pages;
 	bool started, resumed, saved, stopped;
 	struct vmm_switch sw;
+	/* The first pause (the switchover): stores and exits up to it. */
+	double pause_s;
+	uint64_t pause_stores;
+	int64_t pause_exits;
 };
+
+static double now_s(void);
 
 static int on_start(struct ptl_client *c, void *opaque)
 {
@@ -71,8 +78,17 @@ static int on_harvest(struct ptl_client *c, void *opaque)
 
 static int on_pause(struct ptl_client *c, void *opaque)
 {
+	struct serve *s = opaque;
+	int ret;
+
 	(void)c;
-	return vmm_pause(((struct serve *)opaque)->vm);
+	ret = vmm_pause(s->vm);
+	if (!ret && !s->pause_s) {
+		s->pause_s = now_s();
+		s->pause_stores = vmm_stores(s->vm);
+		s->pause_exits = vmm_kernel_exits(s->vm);
+	}
+	return ret;
 }
 
 static int on_resume(struct ptl_client *c, void *opaque)
@@ -231,8 +247,49 @@ static int settle_unknown(struct serve *s)
 	return 0;
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Runs the guest for @ms and returns its store rate (pages/s). */
+static double warmup(struct vmm *vm, unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	double t0 = now_s();
+	uint64_t s0 = vmm_stores(vm);
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+	return (vmm_stores(vm) - s0) / (now_s() - t0);
+}
+
+/* One line for bench/: store rates before and during the migration (up
+ * to the switchover's pause), and the exits KVM handled itself (stage-2
+ * faults, and timer interrupts) in that time. */
+static void print_stats(struct serve *s, double before, double t0, uint64_t s0,
+			int64_t x0)
+{
+	if (!s->pause_s) {
+		s->pause_s = now_s();
+		s->pause_stores = vmm_stores(s->vm);
+		s->pause_exits = vmm_kernel_exits(s->vm);
+	}
+	printf("ptrack-vmm: stats {\"store_rate_before\":%.0f,"
+	       "\"store_rate_during\":%.0f,\"kernel_exits\":%" PRId64
+	       ",\"harvested_pages\":%" PRIu64 "}\n",
+	       before, (s->pause_stores - s0) / (s->pause_s - t0),
+	       s->pause_exits - x0, s->pages);
+}
+
 int vmm_serve_ptrackd(struct vmm *vm, const struct vmm_serve_opts *so)
 {
+	double before = 0, t0 = 0;
+	uint64_t s0 = 0;
+	int64_t x0 = 0;
 	struct serve s = { .vm = vm, .so = so };
 	const char *path = so->path, *name = so->name;
 	struct ptl_region r = {
@@ -260,6 +317,13 @@ int vmm_serve_ptrackd(struct vmm *vm, const struct vmm_serve_opts *so)
 	ret = vmm_harvest_init(vm, &s.h);
 	if (ret)
 		return ret;
+	if (!so->incoming && so->warmup_ms) {
+		ret = vmm_start(vm);
+		if (ret)
+			goto out_harvest;
+		s.started = true;
+		before = warmup(vm, so->warmup_ms);
+	}
 	ret = ptl_connect(path, &info, &serve_ops, &s, &c);
 	if (ret) {
 		fprintf(stderr,
@@ -267,12 +331,15 @@ int vmm_serve_ptrackd(struct vmm *vm, const struct vmm_serve_opts *so)
 			path, strerror(-ret));
 		goto out_harvest;
 	}
-	if (!so->incoming) {
+	if (!so->incoming && !s.started) {
 		ret = vmm_start(vm);
 		if (ret)
 			goto out_close;
 		s.started = true;
 	}
+	t0 = now_s();
+	s0 = vmm_stores(vm);
+	x0 = vmm_kernel_exits(vm);
 	printf("ptrack-vmm: registered '%s' with %s%s\n", name, path,
 	       so->incoming ? " as an incoming VM, waiting for its state" : "");
 	fflush(stdout);
@@ -295,6 +362,8 @@ int vmm_serve_ptrackd(struct vmm *vm, const struct vmm_serve_opts *so)
 		       " ring folds\n",
 		       ret ? "disconnected" : "stopped", s.harvests, s.pages,
 		       vmm_stores(vm), vm->ring_folds);
+	if (!so->incoming)
+		print_stats(&s, before, t0, s0, x0);
 out_close:
 	ptl_close(c);
 out_harvest:

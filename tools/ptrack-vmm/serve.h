@@ -12,6 +12,9 @@ struct vmm_serve_opts {
 	bool verify_memory; /* hash guest memory at the switchover */
 	unsigned int run_ms; /* incoming: run this long after resuming */
 	const char *inject; /* test hook: a switchover fault, see main.c */
+	/* Run the guest this long before registering, to measure its store
+	 * rate before the migration (bench/: the guest slowdown). */
+	unsigned int warmup_ms;
 };
 
 /* Registers @vm with ptrackd and serves it until told to stop or

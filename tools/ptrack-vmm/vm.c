@@ -62,6 +62,48 @@ static void write_params(struct vmm *vm)
 	p->nvcpus = vm->o.vcpus;
 }
 
+/* Finds KVM's per-vCPU "exits" counter (binary stats, Linux 5.14+). */
+static void stats_init(struct vmm_vcpu *v)
+{
+	struct kvm_stats_header h;
+	size_t dsz;
+	char *descs;
+	uint32_t i;
+
+	v->stats_fd = ioctl(v->fd, KVM_GET_STATS_FD, NULL);
+	if (v->stats_fd < 0 ||
+	    pread(v->stats_fd, &h, sizeof(h), 0) != sizeof(h))
+		return;
+	dsz = sizeof(struct kvm_stats_desc) + h.name_size;
+	descs = calloc(h.num_desc, dsz);
+	if (descs && pread(v->stats_fd, descs, h.num_desc * dsz,
+			   h.desc_offset) == (ssize_t)(h.num_desc * dsz))
+		for (i = 0; i < h.num_desc; i++) {
+			struct kvm_stats_desc *d = (void *)(descs + i * dsz);
+
+			if (!strcmp(d->name, "exits"))
+				v->exits_off = h.data_offset + d->offset;
+		}
+	free(descs);
+}
+
+int64_t vmm_kernel_exits(struct vmm *vm)
+{
+	int64_t n = 0;
+	uint64_t val;
+	unsigned int i;
+
+	for (i = 0; i < vm->o.vcpus; i++) {
+		struct vmm_vcpu *v = &vm->vcpu[i];
+
+		if (!v->exits_off || pread(v->stats_fd, &val, sizeof(val),
+					   v->exits_off) != sizeof(val))
+			return -1;
+		n += val - __atomic_load_n(&v->user_exits, __ATOMIC_RELAXED);
+	}
+	return n;
+}
+
 static int create_vcpu(struct vmm *vm, struct vmm_vcpu *v, int id)
 {
 	size_t ring_bytes;
@@ -89,6 +131,7 @@ static int create_vcpu(struct vmm *vm, struct vmm_vcpu *v, int id)
 			return -errno;
 		}
 	}
+	stats_init(v);
 	return vmm_arch_init_vcpu(v);
 }
 
@@ -198,7 +241,7 @@ int vmm_create(struct vmm *vm, const struct vmm_opts *o)
 	if (!vm->vcpu || !vm->ring_fold)
 		return -ENOMEM;
 	for (i = 0; i < o->vcpus; i++)
-		vm->vcpu[i].fd = -1;
+		vm->vcpu[i].fd = vm->vcpu[i].stats_fd = -1;
 	for (i = 0; i < o->vcpus; i++) {
 		ret = create_vcpu(vm, &vm->vcpu[i], i);
 		if (ret)
@@ -391,6 +434,8 @@ static void *vcpu_thread(void *arg)
 			v->first_entry_ns = vmm_realtime_ns();
 		rc = ioctl(v->fd, KVM_RUN, 0);
 		v->last_exit_ns = vmm_realtime_ns();
+		/* Every return (EINTR too) is an exit userspace saw. */
+		__atomic_add_fetch(&v->user_exits, 1, __ATOMIC_RELAXED);
 		if (rc < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
@@ -524,6 +569,8 @@ void vmm_destroy(struct vmm *vm)
 				munmap(v->run, v->run_size);
 			if (v->fd >= 0)
 				close(v->fd);
+			if (v->stats_fd >= 0)
+				close(v->stats_fd);
 			free(v->pend);
 		}
 		free(vm->vcpu);

@@ -86,6 +86,9 @@ struct vmm_vcpu {
 	uint64_t stores; /* completed guest stores, atomic */
 	uint64_t stores_base; /* stores when the thread started */
 	uint64_t ring_full_exits;
+	uint64_t user_exits; /* KVM_RUN returns, atomic */
+	int stats_fd; /* KVM_GET_STATS_FD, -1: none */
+	uint64_t exits_off; /* offset of the "exits" counter, 0: none */
 	uint64_t stores_at_full, full_spins; /* livelock detection */
 	/* CLOCK_REALTIME: the first entry into the guest, the latest exit
 	 * (switchover: the guest-visible downtime lies between them). */
@@ -144,6 +147,10 @@ int vmm_resume(struct vmm *vm);
 void vmm_stop(struct vmm *vm);
 void vmm_destroy(struct vmm *vm);
 uint64_t vmm_stores(struct vmm *vm);
+/* Guest exits KVM handled without returning to userspace (stage-2 faults,
+ * mostly, when write-protect tracks the guest), from KVM's binary stats;
+ * -1 when KVM has no "exits" counter. */
+int64_t vmm_kernel_exits(struct vmm *vm);
 
 int vmm_harvest_init(struct vmm *vm, struct vmm_harvest *h);
 void vmm_harvest_release(struct vmm *vm, struct vmm_harvest *h);
