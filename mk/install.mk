@@ -22,6 +22,7 @@ SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+CATALOGDIR ?= $(PREFIX)/lib/systemd/catalog
 DKMSDIR ?= $(PREFIX)/src/ptrack-pta-$(shell sed -n \
 	's/^PACKAGE_VERSION="\(.*\)"/\1/p' driver/pta/dkms.conf)
 
@@ -61,7 +62,7 @@ install: programs
 		$(D)$(PKGCONFIGDIR) $(D)$(INCLUDEDIR)/ptrack \
 		$(D)$(MANDIR)/man1 $(D)$(MANDIR)/man5 $(D)$(MANDIR)/man8 \
 		$(D)$(SYSTEMDUNITDIR) $(D)$(SYSUSERSDIR) $(D)$(TMPFILESDIR) \
-		$(D)$(SYSCONFDIR)/ptrack $(D)$(BASHCOMPDIR)
+		$(D)$(SYSCONFDIR)/ptrack $(D)$(BASHCOMPDIR) $(D)$(CATALOGDIR)
 	$(INSTALL) -m 0755 $(CMD_BINS) $(D)$(SBINDIR)/
 	$(INSTALL) -m 0755 $(VMM_BIN) $(D)$(BINDIR)/
 	$(INSTALL) -m 0644 $(LIBPTRACK_A) $(D)$(LIBDIR)/
@@ -81,6 +82,7 @@ install: programs
 	$(INSTALL) -m 0644 systemd/ptrack.tmpfiles.conf \
 		$(D)$(TMPFILESDIR)/ptrack.conf
 	$(INSTALL) -m 0644 systemd/ptrackd.conf $(D)$(SYSCONFDIR)/ptrack/
+	$(INSTALL) -m 0644 systemd/ptrackd.catalog $(D)$(CATALOGDIR)/
 	$(INSTALL) -m 0644 contrib/bash-completion/ptrackctl \
 		$(D)$(BASHCOMPDIR)/ptrackctl
 	ln -sf ptrackctl $(D)$(BASHCOMPDIR)/ptrackd
@@ -99,5 +101,6 @@ uninstall:
 		$(D)$(SYSTEMDUNITDIR)/ptrackd.service \
 		$(D)$(SYSTEMDUNITDIR)/ptrackd.socket \
 		$(D)$(SYSUSERSDIR)/ptrack.conf $(D)$(TMPFILESDIR)/ptrack.conf \
+		$(D)$(CATALOGDIR)/ptrackd.catalog \
 		$(addprefix $(D)$(BASHCOMPDIR)/,ptrackctl ptrackd ptrack-vmm)
 	-rmdir $(D)$(INCLUDEDIR)/ptrack

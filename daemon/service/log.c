@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
+/* We pass the caller's location ourselves. */
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 #include <unistd.h>
 
@@ -40,10 +42,12 @@ int pt_log_prio_parse(const char *s)
 
 /* Only the fields the message has: an empty VM= would be stored as a
  * field with an empty value, which `journalctl VM=` matches. */
-static void log_journal(int prio, const char *vm, uint64_t mig,
-			const char *msgid, const char *text)
+static void log_journal(const char *file, int line, const char *func, int prio,
+			const char *vm, uint64_t mig, const char *msgid,
+			const char *text)
 {
 	char msg[1100], pr[16], vms[300], migs[48], ids[64];
+	char cfile[300], cline[32];
 	struct iovec iov[6];
 	int n = 0;
 
@@ -64,11 +68,14 @@ static void log_journal(int prio, const char *vm, uint64_t mig,
 		snprintf(ids, sizeof(ids), "MESSAGE_ID=%s", msgid);
 		iov[n++] = (struct iovec){ ids, strlen(ids) };
 	}
-	sd_journal_sendv(iov, n);
+	snprintf(cfile, sizeof(cfile), "CODE_FILE=%s", file);
+	snprintf(cline, sizeof(cline), "CODE_LINE=%d", line);
+	sd_journal_sendv_with_location(cfile, cline, func, iov, n);
 }
 
-void pt_logx(int prio, const char *vm, uint64_t mig, const char *msgid,
-	     const char *fmt, ...)
+void pt_logx_at(const char *file, int line, const char *func, int prio,
+		const char *vm, uint64_t mig, const char *msgid,
+		const char *fmt, ...)
 {
 	char text[1024];
 	va_list ap;
@@ -79,7 +86,7 @@ void pt_logx(int prio, const char *vm, uint64_t mig, const char *msgid,
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	if (use_journal) {
-		log_journal(prio, vm, mig, msgid, text);
+		log_journal(file, line, func, prio, vm, mig, msgid, text);
 		return;
 	}
 	fprintf(stderr, "ptrackd[%d]: <%s> %s", (int)getpid(),

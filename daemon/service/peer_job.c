@@ -95,11 +95,11 @@ static void peer_release_vm(struct pt_peer_job *p)
 	vm->incoming_job = NULL;
 	if (p->res.switched_over) {
 		vm->src->incoming = 0;
-		pt_logx(LOG_INFO, vm->src->name, 0, PT_MSGID_VM,
+		pt_logx(LOG_INFO, vm->src->name, 0, PT_MSGID_PEER_END,
 			"migrated in: the guest runs here");
 	} else if (!vm->gone) {
 		vm->src->ops->stop(vm->src);
-		pt_logx(LOG_WARNING, vm->src->name, 0, PT_MSGID_VM,
+		pt_logx(LOG_WARNING, vm->src->name, 0, PT_MSGID_PEER_END,
 			"incoming migration failed: guest discarded");
 	}
 	pt_service_changed(p->svc);

@@ -101,7 +101,7 @@ static void dom_seen(struct pt_service *s, virDomainPtr d)
 	}
 	snprintf(dm->name, sizeof(dm->name), "%s", name);
 	dm->pid = pid;
-	pt_logx(LOG_INFO, name, 0, PT_MSGID_LIBVIRT,
+	pt_logx(LOG_INFO, name, 0, PT_MSGID_LIBVIRT_DOMAIN,
 		"libvirt domain running: uuid %s, QEMU pid %d", uuid, (int)pid);
 }
 
@@ -117,7 +117,7 @@ static void dom_forget(struct pt_service *s, virDomainPtr d, int detail)
 	if (!dm)
 		return;
 	*p = dm->next;
-	pt_logx(LOG_INFO, dm->name, 0, PT_MSGID_LIBVIRT,
+	pt_logx(LOG_INFO, dm->name, 0, PT_MSGID_LIBVIRT_DOMAIN,
 		"libvirt domain stopped (reason %d): forgotten", detail);
 	free(dm);
 }
@@ -159,7 +159,7 @@ static void map_one(struct pt_service *s, virDomainPtr d)
 	if (v && strcmp(v->domain, virDomainGetName(d)) != 0) {
 		snprintf(v->domain, sizeof(v->domain), "%s",
 			 virDomainGetName(d));
-		pt_logx(LOG_INFO, v->src->name, 0, PT_MSGID_LIBVIRT,
+		pt_logx(LOG_INFO, v->src->name, 0, PT_MSGID_LIBVIRT_DOMAIN,
 			"mapped to libvirt domain '%s'", v->domain);
 	}
 }
@@ -191,7 +191,7 @@ void pt_virt_job(struct pt_service *s, virDomainPtr d, int on)
 	map_one(s, d);
 	v = vm_for(s, d);
 	if (v && v->tracked != on) {
-		pt_logx(LOG_INFO, v->src->name, 0, PT_MSGID_LIBVIRT,
+		pt_logx(LOG_INFO, v->src->name, 0, PT_MSGID_LIBVIRT_JOB,
 			"libvirt migration job %s: tracking %s",
 			on ? "running" : "ended", on ? "on" : "off");
 		pt_vm_track(v, on);
@@ -204,7 +204,7 @@ static int on_lifecycle(virConnectPtr c, virDomainPtr d, int event, int detail,
 	struct pt_service *s = arg;
 
 	(void)c;
-	pt_logx(LOG_DEBUG, virDomainGetName(d), 0, PT_MSGID_LIBVIRT,
+	pt_logx(LOG_DEBUG, virDomainGetName(d), 0, PT_MSGID_LIBVIRT_DOMAIN,
 		"domain event %d/%d", event, detail);
 	if (event == VIR_DOMAIN_EVENT_STARTED ||
 	    event == VIR_DOMAIN_EVENT_RESUMED) {
@@ -248,7 +248,7 @@ static void on_iteration(virConnectPtr c, virDomainPtr d, int iteration,
 			 void *arg)
 {
 	(void)c;
-	pt_logx(LOG_DEBUG, virDomainGetName(d), 0, PT_MSGID_LIBVIRT,
+	pt_logx(LOG_DEBUG, virDomainGetName(d), 0, PT_MSGID_LIBVIRT_JOB,
 		"libvirt migration iteration %d", iteration);
 	pt_virt_job_poll(arg, d);
 	pt_virt_job(arg, d, 1);
@@ -287,7 +287,7 @@ static void on_job_completed(virConnectPtr c, virDomainPtr d,
 	virTypedParamsGetULLong(params, n, VIR_DOMAIN_JOB_DOWNTIME, &down);
 	virTypedParamsGetULLong(params, n, VIR_DOMAIN_JOB_DATA_PROCESSED,
 				&bytes);
-	pt_logx(LOG_INFO, virDomainGetName(d), 0, PT_MSGID_LIBVIRT,
+	pt_logx(LOG_INFO, virDomainGetName(d), 0, PT_MSGID_LIBVIRT_JOB,
 		"libvirt job completed: %s, %llu ms, downtime %llu ms, %llu bytes",
 		job_operation(op), ms, down, bytes);
 	pt_virt_job_completed(arg, d, params, n);

@@ -99,7 +99,7 @@ static void begin(struct pt_service *s, struct pt_vjob *j, virDomainPtr d,
 	j->none_polls = 0;
 	j->state = PT_MIG_ACTIVE;
 	j->fig[PT_MF_START] = pt_unix_now();
-	pt_logx(LOG_INFO, j->domain, 0, PT_MSGID_LIBVIRT,
+	pt_logx(LOG_INFO, j->domain, 0, PT_MSGID_LIBVIRT_JOB,
 		"libvirt %s migration job followed",
 		j->incoming ? "incoming" : "outgoing");
 	pt_virt_jobs_arm(s);
@@ -117,7 +117,7 @@ static void end(struct pt_service *s, struct pt_vjob *j, enum pt_mig_state st)
 		j->fig[PT_MF_REMAINING] = 0;
 	s->libvirt_total[j->incoming][st]++;
 	pt_logx(st == PT_MIG_COMPLETED ? LOG_INFO : LOG_WARNING, j->domain, 0,
-		PT_MSGID_LIBVIRT, "libvirt migration job %s",
+		PT_MSGID_LIBVIRT_JOB, "libvirt migration job %s",
 		pt_mig_state_name(st));
 }
 

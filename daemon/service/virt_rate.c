@@ -217,7 +217,7 @@ int pt_virt_rate_start(struct pt_service *s, struct pt_req *rq,
 		free(r);
 		return pt_req_error(rq, ret, "dirtyrate: %s", strerror(-ret));
 	}
-	pt_logx(LOG_INFO, r->name, 0, PT_MSGID_LIBVIRT,
+	pt_logx(LOG_INFO, r->name, 0, PT_MSGID_DIRTYRATE,
 		"dirty rate of libvirt domain (not registered): "
 		"virDomainStartDirtyRateCalc, %u s",
 		secs);

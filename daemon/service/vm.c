@@ -100,7 +100,7 @@ int pt_vm_track(struct pt_vm *vm, int on)
 
 	if (!on) {
 		vm->tracked = 0;
-		pt_logx(LOG_INFO, vm->src->name, 0, PT_MSGID_VM,
+		pt_logx(LOG_INFO, vm->src->name, 0, PT_MSGID_TRACKING,
 			"tracking stopped");
 		pt_service_changed(vm->svc);
 		return 0;
@@ -132,7 +132,8 @@ int pt_vm_track(struct pt_vm *vm, int on)
 			      NULL);
 	}
 	vm->tracked = 1;
-	pt_logx(LOG_INFO, vm->src->name, 0, PT_MSGID_VM, "tracking started");
+	pt_logx(LOG_INFO, vm->src->name, 0, PT_MSGID_TRACKING,
+		"tracking started");
 	pt_service_changed(vm->svc);
 	return 0;
 }
@@ -236,7 +237,8 @@ static int on_vmm_hup(sd_event_source *es, int fd, uint32_t revents, void *arg)
 	sd_event_source_set_enabled(es, SD_EVENT_OFF);
 	vm->gone = 1;
 	vm->tracked = 0;
-	pt_logx(LOG_INFO, vm->src->name, 0, PT_MSGID_VM, "VMM disconnected");
+	pt_logx(LOG_INFO, vm->src->name, 0, PT_MSGID_VM_GONE,
+		"VMM disconnected");
 	pt_vm_reap(vm);
 	return 0;
 }

@@ -218,6 +218,18 @@ static void test_journald(void)
 					  "\"VM\":\"jvm\"",
 					  "\"MESSAGE\":\"VM registered: ", pidv,
 					  NULL }));
+	/* The caller's location, not the logging helper's. */
+	CU_ASSERT(has_entry(
+		json,
+		(const char *const[]){ "\"MESSAGE_ID\":\"" PT_MSGID_VM "\"",
+				       "\"CODE_FILE\":\"daemon/service/vm.c\"",
+				       "\"CODE_FUNC\":\"", NULL }));
+	CU_ASSERT_FALSE(strstr(json, "\"CODE_FILE\":\"daemon/service/log.c\""));
+	/* One MESSAGE_ID per kind of event. */
+	CU_ASSERT(has_entry(
+		json, (const char *const[]){
+			      "\"MESSAGE_ID\":\"" PT_MSGID_VM_GONE "\"",
+			      "\"MESSAGE\":\"VMM disconnected\"", NULL }));
 	/* Fields a message does not have are absent, not empty. */
 	CU_ASSERT_FALSE(strstr(json, "\"VM\":\"\""));
 	CU_ASSERT_FALSE(strstr(json, "\"MIGRATION_ID\":\"\""));

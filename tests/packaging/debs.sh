@@ -62,6 +62,7 @@ expect ptrackd /usr/sbin/ptrackd /usr/sbin/ptrackctl \
 	/etc/ptrack/ptrackd.conf /usr/share/man/man8/ptrackd.8.gz \
 	/usr/share/man/man8/ptrackctl.8.gz /usr/share/man/man5/ptrackd.conf.5.gz \
 	/usr/share/bash-completion/completions/ptrackctl \
+	/usr/lib/systemd/catalog/ptrackd.catalog \
 	/usr/share/doc/ptrackd/examples/ptrack-alerts.yml \
 	/usr/share/doc/ptrackd/examples/ptrack-dashboard.json
 expect ptrack-tools /usr/bin/ptrack-vmm /usr/share/man/man1/ptrack-vmm.1.gz
@@ -103,6 +104,18 @@ grep -q '^ptrack:' "$R/etc/group" || fail "sysusers did not create the ptrack gr
 systemd-tmpfiles --root="$R" --create ptrack.conf 2>/dev/null ||
 	systemd-tmpfiles --root="$R" --create "$R/usr/lib/tmpfiles.d/ptrack.conf"
 [ -d "$R/var/lib/ptrack" ] || fail "tmpfiles did not create /var/lib/ptrack"
+
+# The journal catalog: every MESSAGE_ID ptrackd logs is explained, and
+# journalctl compiles the installed file.
+for id in $(sed -n 's/^#define PT_MSGID_[A-Z_]* "\([0-9a-f]*\)".*/\1/p' \
+	daemon/service/log.h); do
+	grep -q "^-- $id\$" "$R/usr/lib/systemd/catalog/ptrackd.catalog" ||
+		fail "MESSAGE_ID $id is not in ptrackd.catalog"
+done
+journalctl --root="$R" --update-catalog ||
+	fail "journalctl --update-catalog rejects ptrackd.catalog"
+journalctl --root="$R" --list-catalog 2>/dev/null | grep -q "ptrackd is ready" ||
+	fail "the catalog's entries are not listed"
 
 # The installed programs run and read the installed configuration.
 "$R/usr/sbin/ptrackd" serve -c "$R/etc/ptrack/ptrackd.conf" --check-config \
