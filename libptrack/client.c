@@ -439,6 +439,7 @@ int ptl_dispatch(struct ptl_client *c)
 {
 	int fds[1], nfds, ret, status, op;
 	uint64_t seq, state_len;
+	unsigned int pct;
 	ptl_msg *m;
 
 	ret = ptl_recv(c->sock, &m, fds, 1, &nfds);
@@ -453,6 +454,7 @@ int ptl_dispatch(struct ptl_client *c)
 	seq = m->request->seq;
 	op = m->request->op;
 	state_len = m->request->state_len;
+	pct = m->request->throttle;
 	ptl_msg_free(m);
 	c->records = 0;
 	if (op == PTRACK__VMM__V1__OP__OP_SAVE_STATE) {
@@ -462,6 +464,11 @@ int ptl_dispatch(struct ptl_client *c)
 	}
 	if (op == PTRACK__VMM__V1__OP__OP_LOAD_STATE)
 		status = load_state(c, nfds ? fds[0] : -1, state_len);
+	else if (op == PTRACK__VMM__V1__OP__OP_THROTTLE)
+		status = pct > 99 ? -EINVAL
+			 : c->ops->throttle
+				 ? c->ops->throttle(c, c->opaque, pct)
+				 : -EOPNOTSUPP;
 	else
 		status = call(c, op);
 	if (nfds)

@@ -188,6 +188,19 @@ int ptl_send_reply_state(int sock, uint64_t seq, int status, int fd,
 	return ptl_send(sock, &m, &fd, fd >= 0 ? 1 : 0);
 }
 
+int ptl_send_request_throttle(int sock, uint64_t seq, unsigned int pct)
+{
+	Ptrack__Vmm__V1__Request rq = PTRACK__VMM__V1__REQUEST__INIT;
+	ptl_msg m = PTRACK__VMM__V1__VMM_MSG__INIT;
+
+	rq.seq = seq;
+	rq.op = PTRACK__VMM__V1__OP__OP_THROTTLE;
+	rq.throttle = pct;
+	m.body_case = PTRACK__VMM__V1__VMM_MSG__BODY_REQUEST;
+	m.request = &rq;
+	return ptl_send(sock, &m, NULL, 0);
+}
+
 int ptl_state_memfd(const void *data, size_t len)
 {
 	const uint8_t *p = data;

@@ -34,6 +34,9 @@ int ptl_send_request_state(int sock, uint64_t seq, int op, int fd,
 int ptl_send_reply_state(int sock, uint64_t seq, int status, int fd,
 			 uint64_t len);
 
+/* OP_THROTTLE with its percentage. */
+int ptl_send_request_throttle(int sock, uint64_t seq, unsigned int pct);
+
 /* A sealed memfd holding @len bytes of @data, or a negative errno. */
 int ptl_state_memfd(const void *data, size_t len);
 /*

@@ -73,6 +73,8 @@ struct pt_dirty_source_ops {
 			  size_t *len);
 	int (*load_state)(struct pt_dirty_source *src, const void *blob,
 			  size_t len);
+	/* Optional: hold the vCPUs out for @pct percent of their time. */
+	int (*throttle)(struct pt_dirty_source *src, unsigned int pct);
 };
 
 struct pt_dirty_source {

@@ -46,6 +46,7 @@ struct pt_mig_progress {
 	double expected_downtime_ms; /* remaining / bandwidth */
 	uint64_t transferred; /* bytes on the wire so far */
 	int final; /* this round runs with the vCPUs paused */
+	unsigned int throttle; /* auto-converge: vCPU throttle, percent */
 };
 
 struct pt_source_opts {
@@ -62,6 +63,12 @@ struct pt_source_opts {
 	int io_timeout_ms; /* 0: PT_IO_TIMEOUT_MS_DEFAULT */
 	uint64_t reconnect_ms; /* give up reconnecting after, 0: default */
 	int force_raw_bitmap;
+	/* Auto-converge: throttle the vCPUs while rounds do not shrink the
+	 * dirty set enough, from ac_initial percent (0: 20) up by ac_step
+	 * (0: 10) to at most 99, as QEMU does; lifted when the migration
+	 * ends. Off by default. */
+	int auto_converge;
+	unsigned int ac_initial, ac_step;
 	/* Copy memory only, even when the VMM could hand its guest over. */
 	int copy_only;
 	/* After Complete: how long to wait for the peer's Resumed, and to
@@ -89,6 +96,7 @@ struct pt_source_result {
 	uint64_t pages_sent, zero_pages, round0_ns, round0_bytes;
 	uint64_t reconnects, retransmitted;
 	uint64_t state_bytes; /* VMM state blob sent */
+	unsigned int throttle_max; /* highest auto-converge throttle, percent */
 	uint64_t resume_ms; /* Complete acked to Resumed */
 	/* The guest runs on the peer now: the caller stops it here. */
 	int switched_over;

@@ -105,6 +105,12 @@ struct src {
 	size_t state_len;
 	uint32_t state_crc;
 
+	/* Auto-converge: the throttle now, the last round's bytes on the
+	 * wire, and how many rounds in a row dirtied too much. */
+	unsigned int throttle;
+	uint64_t prev_round_bytes;
+	int high_rounds;
+
 	uint64_t round;
 	int paused;
 	uint64_t t_start, send_ns, cap_t0, cap_bytes;
@@ -1067,6 +1073,7 @@ static void report(struct src *s, uint64_t dirty, uint64_t remaining)
 			s->send_ns ? (double)remaining * 1e3 / bandwidth(s) : 0,
 		.transferred = s->res->bytes,
 		.final = s->paused,
+		.throttle = s->throttle,
 	};
 
 	if (s->o->progress)
@@ -1083,6 +1090,7 @@ static int round0(struct src *s)
 		total += s->lay.r[i].npages;
 	report(s, total, pt_layout_offset(&s->lay, s->lay.n));
 	r = send_all_pages(s);
+	s->prev_round_bytes = s->round_bytes;
 	if (!r)
 		r = end_round(s, total, t0);
 	s->res->round0_ns = now_ns() - t0;
@@ -1116,6 +1124,45 @@ static int pause_guest(struct src *s)
 	return r;
 }
 
+static void set_throttle(struct src *s, unsigned int pct)
+{
+	int r;
+
+	if (pct == s->throttle || !s->ds->ops->throttle)
+		return;
+	r = s->ds->ops->throttle(s->ds, pct);
+	if (r)
+		return; /* the migration goes on, unthrottled or as it was */
+	s->throttle = pct;
+	if (pct > s->res->throttle_max)
+		s->res->throttle_max = pct;
+}
+
+/*
+ * QEMU's rule: when a round dirtied more than half of what the previous
+ * round could send, twice in a row, throttle (ac_initial percent). Then
+ * ac_step more at every such round: a round here lasts as long as its
+ * data takes, often much longer than QEMU's sync period.
+ */
+static void auto_converge(struct src *s, uint64_t dirty_bytes)
+{
+	unsigned int init = s->o->ac_initial ? s->o->ac_initial : 20;
+	unsigned int step = s->o->ac_step ? s->o->ac_step : 10;
+	unsigned int pct;
+
+	if (!s->o->auto_converge || !s->prev_round_bytes)
+		return;
+	if (dirty_bytes * 2 <= s->prev_round_bytes) {
+		s->high_rounds = 0;
+		return;
+	}
+	if (++s->high_rounds < 2 && !s->throttle)
+		return;
+	s->high_rounds = 0;
+	pct = s->throttle ? s->throttle + step : init;
+	set_throttle(s, pct > 99 ? 99 : pct);
+}
+
 /* One pre-copy round; *@done once the final round is acked. */
 static int iterate(struct src *s, int *done, uint64_t *t_pause)
 {
@@ -1136,6 +1183,7 @@ static int iterate(struct src *s, int *done, uint64_t *t_pause)
 		s->res->pause_ms = (now_ns() - *t_pause) / 1000000;
 		dirty = count_dirty(s, &bytes);
 	} else {
+		auto_converge(s, bytes);
 		elapsed = (now_ns() - s->t_start) / 1000000;
 		if (s->round > s->o->max_rounds ||
 		    elapsed > s->o->time_limit_ms)
@@ -1153,6 +1201,7 @@ static int iterate(struct src *s, int *done, uint64_t *t_pause)
 	r = send_dirty_set(s);
 	if (!r)
 		r = send_dirty_pages(s);
+	s->prev_round_bytes = s->round_bytes;
 	if (!r)
 		r = end_round(s, dirty, t0);
 	*done = !r && s->paused;
@@ -1475,6 +1524,8 @@ int pt_migrate(struct pt_dirty_source *ds, const struct pt_source_opts *opts,
 		fail(&s, E(INTERNAL), -r, "out of memory");
 	if (!r)
 		r = run(&s);
+	/* The guest runs at full speed again, here or on the peer. */
+	set_throttle(&s, 0);
 	if (r) {
 		send_error(&s, res->code ? res->code : E(INTERNAL), res->err);
 		/* Whatever went wrong, the guest keeps running here, unless

@@ -363,6 +363,23 @@ static int vs_load_state(struct pt_dirty_source *s, const void *blob,
 	return ret;
 }
 
+static int vs_throttle(struct pt_dirty_source *s, unsigned int pct)
+{
+	struct vmm_src *vs = to_vs(s);
+	int status = 0, sink_err = 0, ret;
+
+	if (vs->dead)
+		return vs->dead;
+	ret = ptl_send_request_throttle(vs->sock, ++vs->seq, pct);
+	if (!ret)
+		ret = wait_reply(vs, NULL, &status, &sink_err);
+	if (ret) {
+		vs->dead = ret;
+		return ret;
+	}
+	return status;
+}
+
 static void vs_release(struct pt_dirty_source *s)
 {
 	struct vmm_src *vs = to_vs(s);
@@ -401,6 +418,7 @@ static const struct pt_dirty_source_ops vmm_src_ops = {
 	.release = vs_release,
 	.save_state = vs_save_state,
 	.load_state = vs_load_state,
+	.throttle = vs_throttle,
 };
 
 /* --- registration --------------------------------------------------------- */

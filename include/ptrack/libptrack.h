@@ -210,6 +210,16 @@ struct ptl_ops {
 	 */
 	int (*load_state)(struct ptl_client *c, void *opaque, const void *blob,
 			  size_t len);
+	/**
+	 * Auto-converge: keep each vCPU out of guest mode for @p percent
+	 * (0..99) of its time, e.g. by sleeping after each exit in
+	 * proportion to the time it ran; 0 lifts the throttle. ptrackd
+	 * raises it while a migration does not converge and lifts it when
+	 * the migration ends. NULL: -EOPNOTSUPP, the migration goes on
+	 * unthrottled.
+	 */
+	int (*throttle)(struct ptl_client *c, void *opaque,
+			unsigned int percent);
 };
 
 /**

@@ -27,6 +27,8 @@ struct sw {
 	const char *src_fault, *dst_fault; /* --inject-switchover */
 	const char *dst_name; /* incoming VM's name, NULL: the same */
 	int kill_peer_ms; /* kill the peer this long after the VMM loads */
+	const char *mem, *rate; /* guest size and pages/s, NULL: defaults */
+	const char *const *src_args; /* more `ptrackd source` options */
 	char dir[PATH_MAX];
 	int port;
 	pid_t peer, dvmm, src, svmm;
@@ -103,7 +105,7 @@ static void start_destination(struct sw *r, const char *bin)
 	};
 	char *vargv[20] = { vmm,
 			    "--mem",
-			    "256M",
+			    (char *)(r->mem ? r->mem : "256M"),
 			    "--vcpus",
 			    "2",
 			    "--dirty",
@@ -138,31 +140,43 @@ static void start_source(struct sw *r, const char *bin)
 {
 	char ptrackd[PATH_MAX + 16], vmm[PATH_MAX + 16], sock[PATH_MAX + 16];
 	char to[64];
-	char *sargv[] = { ptrackd,
-			  "source",
-			  "--vmm-socket",
-			  sock,
-			  "--to",
-			  to,
-			  "--reconnect-ms",
-			  "2000",
-			  "--switchover-ms",
-			  "4000",
-			  "--tls-dir",
-			  (char *)pt_test_tls_dir(),
-			  NULL };
-	char *vargv[20] = {
-		vmm,	  "--mem",	    "256M",	      "--vcpus",
-		"2",	  "--dirty",	    (char *)r->dirty, "--pattern",
-		"random", "--rate",	    "20000",	      "--ptrackd",
-		sock,	  "--verify-memory"
-	};
-	int n = 14;
+	char *sargv[32] = { ptrackd,
+			    "source",
+			    "--vmm-socket",
+			    sock,
+			    "--to",
+			    to,
+			    "--reconnect-ms",
+			    "2000",
+			    "--switchover-ms",
+			    "4000",
+			    "--tls-dir",
+			    (char *)pt_test_tls_dir(),
+			    NULL };
+	char *vargv[20] = { vmm,
+			    "--mem",
+			    (char *)(r->mem ? r->mem : "256M"),
+			    "--vcpus",
+			    "2",
+			    "--dirty",
+			    (char *)r->dirty,
+			    "--pattern",
+			    "random",
+			    "--rate",
+			    (char *)(r->rate ? r->rate : "20000"),
+			    "--ptrackd",
+			    sock,
+			    "--verify-memory" };
+	int n = 14, k = 0;
 
 	snprintf(ptrackd, sizeof(ptrackd), "%s/ptrackd", bin);
 	snprintf(vmm, sizeof(vmm), "%s/ptrack-vmm", bin);
 	snprintf(sock, sizeof(sock), "%s/src.sock", r->dir);
 	snprintf(to, sizeof(to), "127.0.0.1:%d", r->port);
+	while (sargv[k])
+		k++;
+	for (int i = 0; r->src_args && r->src_args[i] && k < 31; i++)
+		sargv[k++] = (char *)r->src_args[i];
 	r->src = spawn(r, "source.log", sargv);
 	wait_file(r, "src.sock");
 	if (r->src_fault) {
@@ -329,8 +343,63 @@ static void test_switchover_peer_lost_after_complete(void)
 	eu_rmdir(r.dir);
 }
 
+/*
+ * Auto-converge: a 4 MiB guest writing 6000 pages/s (24 MB/s; at least
+ * a few times that even on a loaded host) over a 2 MB/s cap (488 pages/s) converges once its vCPUs are throttled, moves and
+ * runs on at full speed; without auto-converge the migration fails at the
+ * time limit, cleanly, and the guest runs on at the source.
+ */
+static const char *const ac_args[] = {
+	"--bandwidth",	   "2000000",	   "--time-limit-ms",
+	"30000",	   "--max-rounds", "100",
+	"--auto-converge", "--ac-initial", "50",
+	"--ac-step",	   "20",	   NULL
+};
+
+static void test_auto_converge(void)
+{
+	struct sw r = { .dirty = "bitmap",
+			.mem = "4M",
+			.rate = "6000",
+			.src_args = ac_args };
+
+	run(&r);
+	r.svmm_rc = reap_source_vmm(&r);
+	CU_ASSERT_EQUAL(r.src_rc, 0);
+	CU_ASSERT(log_has(&r, "source.log", "vCPU throttle 50%"));
+	CU_ASSERT(log_has(&r, "source.log",
+			  "auto-converge: vCPU throttle up to"));
+	CU_ASSERT(log_has(&r, "source.log", "switchover: the guest runs on"));
+	CU_ASSERT(log_has(&r, "svmm.log", "vCPU throttle 0%"));
+	CU_ASSERT_EQUAL(r.dvmm_rc, 0);
+	CU_ASSERT(log_has(&r, "dvmm.log", " 0 pages back in time"));
+	if (r.src_rc || r.dvmm_rc)
+		show_logs(&r);
+	eu_rmdir(r.dir);
+}
+
+static void test_no_auto_converge_fails_cleanly(void)
+{
+	static const char *const args[] = {
+		"--bandwidth", "2000000",      "--time-limit-ms",
+		"8000",	       "--max-rounds", "100",
+		NULL
+	};
+	struct sw r = {
+		.dirty = "bitmap", .mem = "4M", .rate = "6000", .src_args = args
+	};
+
+	run(&r);
+	reap_source_vmm(&r);
+	check_back_home(&r, "time limit");
+	CU_ASSERT(!log_has(&r, "source.log", "vCPU throttle"));
+	eu_rmdir(r.dir);
+}
+
 PT_SUITE(switchover, PT_TEST(test_switchover_bitmap),
 	 PT_TEST(test_switchover_ring), PT_TEST(test_switchover_no_incoming),
 	 PT_TEST(test_switchover_state_refused),
 	 PT_TEST(test_switchover_vmm_dies_in_load),
-	 PT_TEST(test_switchover_peer_lost_after_complete));
+	 PT_TEST(test_switchover_peer_lost_after_complete),
+	 PT_TEST(test_auto_converge),
+	 PT_TEST(test_no_auto_converge_fails_cleanly));

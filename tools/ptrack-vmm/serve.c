@@ -23,6 +23,7 @@ struct serve {
 	struct vmm_harvest h;
 	uint64_t harvests, pages;
 	bool started, resumed, saved, stopped;
+	unsigned int throttle;
 	struct vmm_switch sw;
 	/* The first pause (the switchover): stores and exits up to it. */
 	double pause_s;
@@ -118,6 +119,18 @@ static int on_stop(struct ptl_client *c, void *opaque)
 	return s->vm->error;
 }
 
+static int on_throttle(struct ptl_client *c, void *opaque, unsigned int pct)
+{
+	struct serve *s = opaque;
+
+	(void)c;
+	if (pct != s->throttle)
+		printf("ptrack-vmm: vCPU throttle %u%%\n", pct);
+	fflush(stdout);
+	s->throttle = pct;
+	return vmm_throttle(s->vm, pct);
+}
+
 static bool inject(const struct serve *s, const char *fault)
 {
 	return s->so->inject && !strcmp(s->so->inject, fault);
@@ -166,6 +179,7 @@ static const struct ptl_ops serve_ops = {
 	.stop = on_stop,
 	.save_state = on_save_state,
 	.load_state = on_load_state,
+	.throttle = on_throttle,
 };
 
 static volatile sig_atomic_t got_signal;

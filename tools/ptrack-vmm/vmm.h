@@ -93,6 +93,7 @@ struct vmm_vcpu {
 	/* CLOCK_REALTIME: the first entry into the guest, the latest exit
 	 * (switchover: the guest-visible downtime lies between them). */
 	uint64_t first_entry_ns, last_exit_ns;
+	uint64_t active_ns; /* auto-converge: end of the last throttle sleep */
 	/* Ring entries collected but not yet harvested; under ring_lock. */
 	uint64_t *pend;
 	size_t npend, cappend;
@@ -124,6 +125,7 @@ struct vmm {
 	pthread_mutex_t lock; /* pause state */
 	pthread_cond_t cond;
 	bool pause_req, stop;
+	unsigned int throttle; /* percent of time held out, atomic */
 	unsigned int nparked, nexited;
 	int error; /* first vCPU error, negative errno */
 
@@ -143,6 +145,9 @@ int vmm_create(struct vmm *vm, const struct vmm_opts *o);
 int vmm_start(struct vmm *vm);
 int vmm_pause(struct vmm *vm);
 int vmm_resume(struct vmm *vm);
+/* Auto-converge: each vCPU spends @pct percent of its time out of the
+ * guest (sleeping after each exit in proportion to its run time). */
+int vmm_throttle(struct vmm *vm, unsigned int pct);
 /* Stops and joins the vCPU threads; safe to call twice. */
 void vmm_stop(struct vmm *vm);
 void vmm_destroy(struct vmm *vm);

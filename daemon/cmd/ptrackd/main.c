@@ -38,7 +38,8 @@ static void usage(FILE *f)
 		"                    [--bandwidth BYTES/s] [--max-rounds N] [--time-limit-ms N]\n"
 		"                    [--dump-memory PATH] [--tcp-congestion NAME] [--quiet]\n"
 		"                    [--reconnect-ms N] [--switchover-ms N] [--copy-only]\n"
-		"                    [--cap-final-round]\n"
+		"                    [--cap-final-round] [--auto-converge [--ac-initial PCT]\n"
+		"                    [--ac-step PCT]]\n"
 		"       ptrackd --help | --version\n"
 		"peer: receive one migration. With --vmm-socket, an incoming VMM (libptrack,\n"
 		"e.g. ptrack-vmm --incoming) registers there first; the pages go into its\n"
@@ -55,6 +56,8 @@ static void usage(FILE *f)
 		"the guest stays paused and the exit status is 4); --copy-only copies\n"
 		"the memory without handing the guest over. --bandwidth does not hold in\n"
 		"the final round (the guest is paused) unless --cap-final-round.\n"
+		"--auto-converge throttles the guest's vCPUs (20%%, then +10%% per step)\n"
+		"while rounds do not shrink the dirty set, as QEMU's auto-converge.\n"
 		"peer and source: " TLS_CLI_USAGE);
 }
 

@@ -36,7 +36,10 @@ static void progress(const struct pt_mig_progress *p, void *arg)
 	if (p->mbps > 0)
 		printf(", %.1f MB/s, expected downtime %.0f ms", p->mbps,
 		       p->expected_downtime_ms);
-	printf(", transferred %.1f MB\n", (double)p->transferred / 1e6);
+	printf(", transferred %.1f MB", (double)p->transferred / 1e6);
+	if (p->throttle)
+		printf(", vCPU throttle %u%%", p->throttle);
+	printf("\n");
 }
 
 static int parse(struct src_cli *c, int argc, char **argv)
@@ -54,14 +57,17 @@ static int parse(struct src_cli *c, int argc, char **argv)
 		{ "switchover-ms", required_argument, NULL, 'S' },
 		{ "copy-only", no_argument, NULL, 'O' },
 		{ "cap-final-round", no_argument, NULL, 'F' },
+		{ "auto-converge", no_argument, NULL, 'A' },
+		{ "ac-initial", required_argument, NULL, 'I' },
+		{ "ac-step", required_argument, NULL, 'P' },
 		{ "quiet", no_argument, NULL, 'q' },
 		TLS_CLI_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "v:t:d:b:r:T:D:C:R:S:OFq", lo,
-				  NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "v:t:d:b:r:T:D:C:R:S:OFAI:P:q",
+				  lo, NULL)) != -1) {
 		switch (opt) {
 		case 'v':
 			c->vmm_socket = optarg;
@@ -99,6 +105,16 @@ static int parse(struct src_cli *c, int argc, char **argv)
 			break;
 		case 'F':
 			c->o.cap_final_round = 1;
+			break;
+		case 'A':
+			c->o.auto_converge = 1;
+			break;
+		case 'I':
+			c->o.ac_initial =
+				(unsigned int)strtoul(optarg, NULL, 0);
+			break;
+		case 'P':
+			c->o.ac_step = (unsigned int)strtoul(optarg, NULL, 0);
 			break;
 		case 'q':
 			c->quiet = 1;
@@ -172,6 +188,9 @@ static int migrate(struct src_cli *c, struct pt_dirty_source *s)
 	       res.rounds, res.total_ms, res.downtime_ms,
 	       (double)res.bytes / 1e6, res.pages_sent, res.zero_pages,
 	       res.reconnects);
+	if (res.throttle_max)
+		printf("auto-converge: vCPU throttle up to %u%%, lifted\n",
+		       res.throttle_max);
 	printf("downtime: %" PRIu64 " ms pause and final harvest, %" PRIu64
 	       " ms final round, %" PRIu64 " ms %schecksums and Complete",
 	       res.pause_ms,
