@@ -847,82 +847,16 @@ static int on_frame(struct peer *p, const struct pt_frame *f)
 
 /* ---- receiving -------------------------------------------------------- */
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/*
- * Reads @len bytes by @deadline (CLOCK_MONOTONIC ms): a sender trickling
- * a byte at a time runs out of time, not only one that stops. Returns the
- * count read before EOF, or -errno (-ETIMEDOUT at the deadline).
- */
-static ssize_t read_full(int fd, uint8_t *b, size_t len, uint64_t deadline)
-{
-	struct pollfd pf = { .fd = fd, .events = POLLIN };
-	size_t got = 0;
-	uint64_t now;
-	ssize_t n;
-
-	while (got < len) {
-		now = now_ms();
-		if (now >= deadline)
-			return -ETIMEDOUT;
-		n = poll(&pf, 1, (int)(deadline - now));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ETIMEDOUT;
-		n = read(fd, b + got, len - got);
-		if (n == 0)
-			break;
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n < 0)
-			return -errno;
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
-}
-
 /*
  * Reads one whole frame into the frame buffer and checks it, CRC
  * included, before any of it is stored: a bad frame never reaches
- * destination (or incoming guest) memory. 1 with @f, 0 at a clean end of
- * stream, or a negative errno with @e. The header has io_timeout to
- * arrive, and the rest of the frame io_timeout after it.
+ * destination (or incoming guest) memory. The reader gives the header
+ * io_timeout to arrive and the rest io_timeout after it (rd.timeout_ms).
+ * 1 with @f, 0 at a clean end of stream, or a negative errno with @e.
  */
 static int next_frame(struct peer *p, struct pt_frame *f, struct pt_error *e)
 {
-	uint64_t io = (uint64_t)p->o->io_timeout_ms;
-	uint8_t *buf = p->rd.buf;
-	ssize_t n = read_full(p->fd, buf, PT_FRAME_HDR_LEN, now_ms() + io);
-	size_t len;
-	int r;
-
-	if (n <= 0)
-		return (int)n;
-	if ((size_t)n < PT_FRAME_HDR_LEN)
-		return pt_error_set(e, E(TRUNCATED), EPIPE,
-				    "stream ended inside a frame");
-	r = pt_frame_parse_hdr(buf, (size_t)n, p->rd.max_frame, &f->hdr, e);
-	if (r)
-		return r;
-	len = pt_frame_len(&f->hdr);
-	n = read_full(p->fd, buf + PT_FRAME_HDR_LEN, len - PT_FRAME_HDR_LEN,
-		      now_ms() + io);
-	if (n < 0)
-		return (int)n;
-	if ((size_t)n < len - PT_FRAME_HDR_LEN)
-		return pt_error_set(e, E(TRUNCATED), EPIPE,
-				    "stream ended inside a frame");
-	r = pt_frame_decode(buf, len, p->rd.max_frame, f, e);
-	return r ? r : 1;
+	return pt_reader_next(&p->rd, f, e);
 }
 
 static int is_conn_error(int r)
@@ -1029,6 +963,7 @@ static int accept_conn(struct peer *p)
 	r = pt_sock_timeouts(p->fd, p->o->io_timeout_ms);
 	if (!r)
 		r = pt_reader_init(&p->rd, p->fd, PT_FRAME_MAX_DEFAULT);
+	p->rd.timeout_ms = p->o->io_timeout_ms;
 	if (r) {
 		close(p->fd);
 		p->fd = -1;
