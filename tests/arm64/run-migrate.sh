@@ -112,6 +112,9 @@ for combo in "${combos[@]}"; do
 	PATH=$qemu_path "$here/run-scenario.sh" -m "$mode" -s "migrate-$combo" \
 		-i "$work/initramfs.cpio" -t 900 -q "$net" \
 		-L "$d/serial.log" || ok=0
+	# A failed run may never have reached the peer: do not wait for its
+	# idle timeout.
+	((ok)) || kill "$peer" 2>/dev/null || true
 	wait "$peer" || { ok=0; ptrack_log "peer failed: $(tail -3 "$d/peer.log")"; }
 	if ((ok)) && cmp "$d/source.mem" "$d/dest.mem"; then
 		ptrack_log "$combo ($mode): memory identical ($(stat -c %s "$d/dest.mem") bytes)"
