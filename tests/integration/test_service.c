@@ -38,6 +38,27 @@ static void test_status(void)
 	CU_ASSERT_EQUAL(svc_ctl(&s, NULL, "dirtyrate", "--seconds", "99", "vm"),
 			2);
 	CU_ASSERT_EQUAL(svc_ctl(&s, NULL, "frobnicate"), 2);
+	/* Usage errors say why, in --json too; ranges are the config's;
+	 * bandwidth takes binary suffixes (100M: 100 MiB/s). */
+	CU_ASSERT_EQUAL(svc_ctl(&s, &out, "migrate", "nope", "--to",
+				"127.0.0.1:1", "--max-rounds", "1", "--json"),
+			2);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "\"ok\":false"));
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "out of range 2..100000"));
+	free(out);
+	out = NULL;
+	CU_ASSERT_EQUAL(svc_ctl(&s, &out, "migrate", "nope", "--to",
+				"127.0.0.1:1", "--bandwidth", "-1", "--json"),
+			2);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "is not a rate"));
+	free(out);
+	out = NULL;
+	CU_ASSERT_EQUAL(svc_ctl(&s, &out, "migrate", "nope", "--to",
+				"127.0.0.1:1", "--bandwidth", "100MiB/s",
+				"--json"),
+			5);
+	free(out);
+	out = NULL;
 	CU_ASSERT_EQUAL(svc_stop(&s), 0);
 	CU_ASSERT(svc_file_has(s.log, "stopped"));
 	/* Nobody listening: 3. */

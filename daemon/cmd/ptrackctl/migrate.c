@@ -6,6 +6,7 @@
  * round otherwise, one JSON object per line with --json.
  */
 #include <errno.h>
+#include <ctype.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -132,11 +133,82 @@ static int follow(struct ctl *c, struct view *v)
 static int usage(void)
 {
 	fprintf(stderr,
-		"usage: ptrackctl migrate VM --to HOST:PORT [--downtime-ms N] [--bandwidth BYTES/s] [--max-rounds N] [--tcp-congestion NAME] [--json]\n");
+		"usage: ptrackctl migrate VM --to HOST:PORT [--downtime-ms N] [--bandwidth RATE] [--max-rounds N] [--tcp-congestion NAME] [--json]\n");
 	return CTL_USAGE;
 }
 
-static int parse(int argc, char **argv, Ptrack__Control__V1__MigrateRequest *m)
+/* A decimal number in [@min, @max]; 0 or -1 with @why set. */
+static int number(const char *opt, const char *v, uint64_t min, uint64_t max,
+		  uint64_t *out, char *why, size_t len)
+{
+	char *end;
+
+	errno = 0;
+	if (!isdigit((unsigned char)v[0])) {
+		snprintf(why, len, "%s '%s' is not a number", opt, v);
+		return -1;
+	}
+	*out = strtoull(v, &end, 10);
+	if (errno || *end) {
+		snprintf(why, len, "%s '%s' is not a number", opt, v);
+		return -1;
+	}
+	if (*out < min || *out > max) {
+		snprintf(why, len,
+			 "%s %s out of range %" PRIu64 "..%" PRIu64
+			 " (as ptrackd.conf's [migration])",
+			 opt, v, min, max);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Bandwidth in bytes/s: a number with an optional binary suffix, K, M, G
+ * or T (KiB, MiB...; "B", "iB" and "/s" may follow), so "100M" and
+ * "100MiB/s" are 100 MiB/s, the unit of virsh migrate-setspeed. 0: no cap.
+ */
+static int bandwidth(const char *v, uint64_t *out, char *why, size_t len)
+{
+	static const char units[] = "KMGT";
+	const char *u;
+	char *end;
+	double x;
+
+	if (!isdigit((unsigned char)v[0]))
+		goto out_bad;
+	errno = 0;
+	x = strtod(v, &end);
+	if (errno)
+		goto out_bad;
+	if (*end && (u = strchr(units, toupper((unsigned char)*end)))) {
+		x *= (double)(1ull << (10 * (u - units + 1)));
+		end++;
+		if (*end == 'i')
+			end++;
+	}
+	if (*end == 'B')
+		end++;
+	if (!strcmp(end, "/s"))
+		end += 2;
+	if (*end)
+		goto out_bad;
+	if (x > (double)(UINT64_MAX / 2)) {
+		snprintf(why, len, "--bandwidth %s is too large", v);
+		return -1;
+	}
+	*out = (uint64_t)x;
+	return 0;
+out_bad:
+	snprintf(
+		why, len,
+		"--bandwidth '%s' is not a rate: bytes/s, or a number with K, M, G or T (KiB/s, MiB/s...), 0 for no cap",
+		v);
+	return -1;
+}
+
+static int parse(int argc, char **argv, Ptrack__Control__V1__MigrateRequest *m,
+		 char *why, size_t len)
 {
 	static const struct option lo[] = {
 		{ "to", required_argument, NULL, 't' },
@@ -146,47 +218,58 @@ static int parse(int argc, char **argv, Ptrack__Control__V1__MigrateRequest *m)
 		{ "tcp-congestion", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char *end;
+	uint64_t n;
 	int opt;
 
 	optind = 1;
+	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "t:d:b:r:C:", lo, NULL)) != -1) {
 		switch (opt) {
 		case 't':
 			m->to = optarg;
 			break;
 		case 'd':
-			m->downtime_ms = strtoull(optarg, &end, 10);
-			if (*end || !m->downtime_ms)
+			if (number("--downtime-ms", optarg, 1, 3600000,
+				   &m->downtime_ms, why, len))
 				return -1;
 			break;
 		case 'b':
-			m->bandwidth = strtoull(optarg, &end, 10);
-			if (*end)
+			if (bandwidth(optarg, &m->bandwidth, why, len))
 				return -1;
 			break;
 		case 'r':
-			m->max_rounds = (uint32_t)strtoul(optarg, &end, 10);
-			if (*end)
+			if (number("--max-rounds", optarg, 2, 100000, &n, why,
+				   len))
 				return -1;
+			m->max_rounds = (uint32_t)n;
 			break;
 		case 'C':
 			/* The kernel's names are 1 to 15 characters; ptrackd
 			 * checks the kernel has it. */
 			if (!optarg[0] || strlen(optarg) > 15) {
-				fprintf(stderr,
-					"ptrackctl: '%s' is not a TCP congestion control name\n",
+				snprintf(
+					why, len,
+					"'%s' is not a TCP congestion control name",
 					optarg);
 				return -1;
 			}
 			m->tcp_congestion = optarg;
 			break;
 		default:
+			snprintf(why, len,
+				 "unknown option or missing value: %s",
+				 argv[optind - 1]);
 			return -1;
 		}
 	}
-	if (optind != argc - 1 || !*m->to)
+	if (optind != argc - 1) {
+		snprintf(why, len, "expected one VM name");
 		return -1;
+	}
+	if (!*m->to) {
+		snprintf(why, len, "--to HOST:PORT is required");
+		return -1;
+	}
 	m->vm = argv[optind];
 	return 0;
 }
@@ -199,8 +282,12 @@ int cmd_migrate(struct ctl *c, int argc, char **argv)
 	struct view v = { .tty = isatty(STDOUT_FILENO) };
 	int ret;
 
-	if (parse(argc, argv, &m))
+	char why[300];
+
+	if (parse(argc, argv, &m, why, sizeof(why))) {
+		ctl_print_error(c, -EINVAL, why);
 		return usage();
+	}
 	v.to = m.to;
 	q.body_case = PTRACK__CONTROL__V1__REQUEST__BODY_MIGRATE;
 	q.migrate = &m;
