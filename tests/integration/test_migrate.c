@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../daemon/engine/engine_util.h"
+#include "eng.h"
 #include "pt_test.h"
 
 #define E(name) PTRACK__V1__ERROR_CODE__ERROR_##name

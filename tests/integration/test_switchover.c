@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../daemon/engine/engine_util.h"
+#include "eng.h"
 #include "pt_test.h"
 
 struct sw {

@@ -19,7 +19,7 @@
 #include "codec/frame.h"
 #include "codec/msg.h"
 #include "engine/migrate.h"
-#include "engine_util.h"
+#include "eng.h"
 #include "memfd_source.h"
 #include "pt_test.h"
 

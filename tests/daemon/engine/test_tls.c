@@ -16,7 +16,7 @@
 #include "codec/msg.h"
 #include "engine/migrate.h"
 #include "engine/tls.h"
-#include "engine_util.h"
+#include "eng.h"
 #include "memfd_source.h"
 #include "pt_test.h"
 

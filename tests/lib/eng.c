@@ -1,35 +1,11 @@
-/* SPDX-License-Identifier: MIT */
-/* Test helpers for the engine: ports, peer processes, temp dirs, compare. */
-#ifndef PT_TEST_ENGINE_UTIL_H
-#define PT_TEST_ENGINE_UTIL_H
+// SPDX-License-Identifier: MIT
+/* The engine tests' helpers (eu_*, the rogue peer): see eng.h. */
+#include "eng.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <netinet/in.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/mount.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <pthread.h>
-
-#include "codec/frame.h"
-#include "codec/msg.h"
-#include "engine/migrate.h"
-#include "engine/tls.h"
-#include "pt_test.h"
+#include <poll.h>
 
 /* The source's side of the test credentials (pt_test_tls_dir), made once. */
-static inline const struct pt_tls *eu_tls_client(void)
+const struct pt_tls *eu_tls_client(void)
 {
 	static struct pt_tls *t;
 	struct pt_tls_opts o = { .dir = pt_test_tls_dir() };
@@ -44,23 +20,23 @@ static inline const struct pt_tls *eu_tls_client(void)
 }
 
 /* A loopback port that was free a moment ago. */
-static inline int eu_free_port(void)
+int eu_free_port(void)
 {
 	return pt_test_free_port();
 }
 
-static inline void eu_tmpdir(char *dir, size_t len)
+void eu_tmpdir(char *dir, size_t len)
 {
 	snprintf(dir, len, "/tmp/ptrack-test-XXXXXX");
 	if (!mkdtemp(dir))
 		dir[0] = 0;
 }
 
-static inline void eu_rmdir(const char *dir)
+void eu_rmdir(const char *dir)
 {
 	char cmd[PATH_MAX + 16];
 
-	if (!dir[0] || strncmp(dir, "/tmp/ptrack-test-", 17))
+	if (!dir[0] || strncmp(dir, "/tmp/ptrack-test-", 17) != 0)
 		return;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd))
@@ -73,8 +49,7 @@ static inline void eu_rmdir(const char *dir)
  * destination directory is a tmpfs of that size ("16m") mounted in a
  * private mount namespace of the peer only.
  */
-static inline pid_t eu_start_peer(const char *dir, int port,
-				  const char *tmpfs_size)
+pid_t eu_start_peer(const char *dir, int port, const char *tmpfs_size)
 {
 	char listen[64], mem[PATH_MAX + 32], state[PATH_MAX + 32];
 	char bin[PATH_MAX + 32];
@@ -113,7 +88,7 @@ static inline pid_t eu_start_peer(const char *dir, int port,
 
 /* Starts a peer in @dir (see eu_start_peer) and connects to it, retrying
  * while it starts up. Returns the socket, or -1; *@peer is its pid. */
-static inline int eu_connect_new_peer(const char *dir, pid_t *peer)
+int eu_connect_new_peer(const char *dir, pid_t *peer)
 {
 	int port = eu_free_port(), fd = -1, i;
 	char to[64];
@@ -138,27 +113,21 @@ static inline int eu_connect_new_peer(const char *dir, pid_t *peer)
 }
 
 /* Waits until the peer in @dir persisted a session: the stream began. */
-static inline void eu_wait_session(const char *dir)
+void eu_wait_session(const char *dir)
 {
 	char path[PATH_MAX + 32];
-	int i;
 
 	snprintf(path, sizeof(path), "%s/state/session.state", dir);
-	for (i = 0; i < 1000 && access(path, F_OK); i++)
-		usleep(10000);
+	pt_wait_file(path, NULL, 0, 10000);
 }
 
 /* Exit status of @pid (killed: 128 + signal), waiting at most @ms. */
-static inline int eu_wait(pid_t pid, int ms)
+int eu_wait(pid_t pid, int ms)
 {
-	int st, i;
+	int st;
 
-	for (i = 0; i < ms / 10; i++) {
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st)
-					     : 128 + WTERMSIG(st);
-		usleep(10000);
-	}
+	if (!pt_wait_pid(pid, ms, &st))
+		return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	kill(pid, SIGKILL);
 	waitpid(pid, &st, 0);
 	return -1;
@@ -166,8 +135,7 @@ static inline int eu_wait(pid_t pid, int ms)
 
 /* 0 when @path holds exactly @len bytes equal to @mem; else the first
  * differing page + 1, or -1 when the file is unreadable or sized wrong. */
-static inline long eu_compare(const char *path, const uint8_t *mem,
-			      uint64_t len)
+long eu_compare(const char *path, const uint8_t *mem, uint64_t len)
 {
 	int fd = open(path, O_RDONLY);
 	struct stat st;
@@ -185,7 +153,7 @@ static inline long eu_compare(const char *path, const uint8_t *mem,
 	if (p == MAP_FAILED)
 		return -1;
 	for (pg = 0; pg < len / 4096 && !r; pg++)
-		if (memcmp(p + pg * 4096, mem + pg * 4096, 4096))
+		if (memcmp(p + pg * 4096, mem + pg * 4096, 4096) != 0)
 			r = (long)pg + 1;
 	munmap(p, len);
 	return r;
@@ -193,14 +161,7 @@ static inline long eu_compare(const char *path, const uint8_t *mem,
 
 /* ---- a rogue peer: takes the Hello, then misbehaves --------------- */
 
-struct rogue {
-	int lfd, port;
-	int mode; /* 0: garbage bytes, 1: Ack of a seq never sent */
-	int got_error; /* protocol error code received, -1: none */
-	pthread_t th;
-};
-
-static inline int rogue_send_ack(int fd, uint64_t seq)
+int rogue_send_ack(int fd, uint64_t seq)
 {
 	Ptrack__V1__Ack a = PTRACK__V1__ACK__INIT;
 	struct pt_txframe tx;
@@ -218,7 +179,7 @@ static inline int rogue_send_ack(int fd, uint64_t seq)
 }
 
 /* Reads frames until EOF; remembers the code of an Error frame. */
-static inline void rogue_read_error(struct rogue *g, int fd)
+void rogue_read_error(struct rogue *g, int fd)
 {
 	struct pt_reader rd;
 	struct pt_frame f;
@@ -236,14 +197,18 @@ static inline void rogue_read_error(struct rogue *g, int fd)
 	pt_reader_release(&rd);
 }
 
-static inline void *rogue_peer(void *arg)
+void *rogue_peer(void *arg)
 {
 	static const char junk[64] = "this is not a ptrack frame at all";
 	struct rogue *g = arg;
 	struct pt_reader rd;
 	struct pt_frame f;
-	int fd = accept(g->lfd, NULL, NULL);
+	struct pollfd p = { .fd = g->lfd, .events = POLLIN };
+	int fd = -1;
 
+	/* Bounded: a source that never comes fails the test, not the run. */
+	if (poll(&p, 1, 30000) == 1)
+		fd = accept(g->lfd, NULL, NULL);
 	if (fd < 0)
 		return NULL;
 	pt_sock_timeouts(fd, 5000);
@@ -260,5 +225,3 @@ static inline void *rogue_peer(void *arg)
 	close(fd);
 	return NULL;
 }
-
-#endif
