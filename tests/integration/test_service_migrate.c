@@ -76,6 +76,10 @@ static void test_migrate(void)
 	CU_ASSERT(svc_file_has(mout, "\"event\":\"result\",\"ok\":true"));
 	CU_ASSERT(svc_file_has(mout, "\"state\":\"completed\""));
 	CU_ASSERT(svc_file_has(pout, "\"state\":\"completed\""));
+	/* 64-bit ids as JSON strings, quantities named with their unit. */
+	CU_ASSERT(svc_file_has(mout, "\"migration_id\":\"1\""));
+	CU_ASSERT(svc_file_has(mout, "\"transfer_bytes_per_second\":"));
+	CU_ASSERT(svc_file_has(pout, "\"session_id\":\""));
 	if (!svc_file_has(mout, "\"state\":\"completed\"")) {
 		svc_show(mout);
 		svc_show(src.log);

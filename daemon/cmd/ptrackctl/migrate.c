@@ -23,21 +23,31 @@ struct view {
 	uint64_t max_remaining;
 };
 
+/* The engine's mbps is 10^6 bytes/s; the terminal shows MiB like the
+ * sizes next to it. */
+static double mib_s(const Ptrack__Control__V1__MigrateProgress *p)
+{
+	return p->mbps * 1e6 / 1048576.0;
+}
+
 static void progress_json(const Ptrack__Control__V1__MigrateProgress *p,
 			  const PtCtlReply *r)
 {
-	printf("{\"event\":\"%s\",\"ok\":%s,\"migration_id\":%" PRIu64
-	       ",\"state\":",
+	/* 64-bit ids as strings (JSON numbers lose precision above 2^53);
+	 * every quantity's name says its unit. */
+	printf("{\"event\":\"%s\",\"ok\":%s,\"migration_id\":\"%" PRIu64
+	       "\",\"state\":",
 	       r->final ? "result" : "progress", r->status ? "false" : "true",
 	       p->migration_id);
 	json_str(stdout, p->state);
 	printf(",\"round\":%" PRIu64 ",\"dirty_pages\":%" PRIu64
-	       ",\"remaining\":%" PRIu64 ",\"transferred\":%" PRIu64
-	       ",\"mbps\":%.3f,\"expected_downtime_ms\":%.3f,\"total_ms\":%" PRIu64
+	       ",\"remaining_bytes\":%" PRIu64 ",\"transferred_bytes\":%" PRIu64
+	       ",\"transfer_bytes_per_second\":%.0f"
+	       ",\"expected_downtime_ms\":%.3f,\"total_ms\":%" PRIu64
 	       ",\"downtime_ms\":%" PRIu64 ",\"final_round\":%s",
-	       p->round, p->dirty_pages, p->remaining, p->transferred, p->mbps,
-	       p->expected_downtime_ms, p->total_ms, p->downtime_ms,
-	       p->final_round ? "true" : "false");
+	       p->round, p->dirty_pages, p->remaining, p->transferred,
+	       p->mbps * 1e6, p->expected_downtime_ms, p->total_ms,
+	       p->downtime_ms, p->final_round ? "true" : "false");
 	if (r->status) {
 		printf(",\"error\":");
 		json_str(stdout, r->error);
@@ -63,8 +73,8 @@ static void progress_bar(struct view *v,
 	memset(bar + n, '-', (size_t)(BAR - n));
 	bar[BAR] = '\0';
 	printf("\r\033[K[%s] round %" PRIu64
-	       "  remaining %.1f MiB  %.1f MB/s  expected downtime %.0f ms%s",
-	       bar, p->round, p->remaining / 1048576.0, p->mbps,
+	       "  remaining %.1f MiB  %.1f MiB/s  expected downtime %.0f ms%s",
+	       bar, p->round, p->remaining / 1048576.0, mib_s(p),
 	       p->expected_downtime_ms, p->final_round ? "  (final)" : "");
 	fflush(stdout);
 }
@@ -72,8 +82,8 @@ static void progress_bar(struct view *v,
 static void progress_line(const Ptrack__Control__V1__MigrateProgress *p)
 {
 	printf("round %" PRIu64 ": dirty %" PRIu64
-	       " pages, remaining %.1f MiB, %.1f MB/s, expected downtime %.0f ms%s\n",
-	       p->round, p->dirty_pages, p->remaining / 1048576.0, p->mbps,
+	       " pages, remaining %.1f MiB, %.1f MiB/s, expected downtime %.0f ms%s\n",
+	       p->round, p->dirty_pages, p->remaining / 1048576.0, mib_s(p),
 	       p->expected_downtime_ms, p->final_round ? " (final round)" : "");
 	fflush(stdout);
 }

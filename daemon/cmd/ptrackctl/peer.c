@@ -20,8 +20,9 @@ static void print(struct ctl *c, const PtCtlReply *r)
 		json_str(stdout, p->state);
 		printf(",\"listen\":");
 		json_str(stdout, p->listen);
-		printf(",\"session_id\":%" PRIu64 ",\"pages\":%" PRIu64
-		       ",\"rounds\":%" PRIu64 ",\"mem_size\":%" PRIu64,
+		/* The session id is random 64-bit: a string for JSON. */
+		printf(",\"session_id\":\"%" PRIu64 "\",\"pages\":%" PRIu64
+		       ",\"rounds\":%" PRIu64 ",\"mem_size_bytes\":%" PRIu64,
 		       p->session_id, p->pages, p->rounds, p->mem_size);
 		if (r->status) {
 			printf(",\"error\":");
