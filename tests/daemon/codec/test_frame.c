@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "codec_util.h"
+#include "codec.h"
 #include "pt_test.h"
 
 #define E(name) PTRACK__V1__ERROR_CODE__ERROR_##name

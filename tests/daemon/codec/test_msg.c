@@ -9,7 +9,7 @@
 
 #include "codec/bitmap.h"
 #include "codec/ring.h"
-#include "codec_util.h"
+#include "codec.h"
 #include "pt_test.h"
 
 #define E(name) PTRACK__V1__ERROR_CODE__ERROR_##name

@@ -1,21 +1,16 @@
-/* SPDX-License-Identifier: MIT */
-/* Helpers shared by the codec tests: frames flattened into one buffer. */
-#ifndef PT_TEST_CODEC_UTIL_H
-#define PT_TEST_CODEC_UTIL_H
+// SPDX-License-Identifier: MIT
+/* The codec tests' helpers: see codec.h. */
+#include "codec.h"
 
 #include <endian.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec/crc32c.h"
-#include "codec/frame.h"
-#include "codec/layout.h"
-#include "codec/msg.h"
 
 /* Builds a frame and copies its iovecs into a fresh 8-aligned buffer. */
-static inline uint8_t *cu_frame(uint16_t type, uint64_t seq,
-				const ProtobufCMessage *m,
-				const struct iovec *pl, int npl, size_t *len)
+uint8_t *cu_frame(uint16_t type, uint64_t seq, const ProtobufCMessage *m,
+		  const struct iovec *pl, int npl, size_t *len)
 {
 	struct pt_txframe f;
 	struct pt_error e;
@@ -44,7 +39,7 @@ out:
 
 /* A two-region layout: region 1 at 0 (64 MiB of 4 KiB pages), region 2 at
  * 4 GiB (32 MiB of 2 MiB pages). */
-static inline void cu_layout(struct pt_layout *l)
+void cu_layout(struct pt_layout *l)
 {
 	memset(l, 0, sizeof(*l));
 	pt_layout_add(l, 1, 0, 64ull << 20, 4096, NULL);
@@ -52,9 +47,8 @@ static inline void cu_layout(struct pt_layout *l)
 }
 
 /* Decodes a flattened frame fully; returns the protocol error code. */
-static inline int cu_decode(const uint8_t *buf, size_t len,
-			    const struct pt_layout *l, struct pt_msg *m,
-			    struct pt_error *e)
+int cu_decode(const uint8_t *buf, size_t len, const struct pt_layout *l,
+	      struct pt_msg *m, struct pt_error *e)
 {
 	struct pt_frame f;
 
@@ -68,11 +62,9 @@ static inline int cu_decode(const uint8_t *buf, size_t len,
 }
 
 /* Rewrites the CRC of a flattened frame after a test edited it. */
-static inline void cu_fix_crc(uint8_t *buf, size_t len)
+void cu_fix_crc(uint8_t *buf, size_t len)
 {
 	uint32_t crc = htole32(pt_crc32c(0, buf + 8, len - 8));
 
 	memcpy(buf + 4, &crc, 4);
 }
-
-#endif
