@@ -294,7 +294,8 @@ static void test_peer_dest(void)
 	svc_cleanup(&s);
 }
 
-/* Every program answers --version with its name and ptrack's release. */
+/* Every program answers --version with its name and ptrack's release,
+ * and --help in every mode. */
 static void test_version(void)
 {
 	static const char *const progs[] = { "ptrackd", "ptrackctl",
@@ -307,6 +308,13 @@ static void test_version(void)
 			 pt_test_bindir(), progs[i], progs[i]);
 		CU_ASSERT_EQUAL(system(cmd), 0);
 	}
+	/* --help of every mode is a success, on stdout. */
+	snprintf(cmd, sizeof(cmd),
+		 "for m in serve peer source; do "
+		 "%s/ptrackd $m --help 2>/dev/null | grep -q usage || exit 1; "
+		 "done",
+		 pt_test_bindir());
+	CU_ASSERT_EQUAL(system(cmd), 0);
 }
 
 /* Sends @len raw bytes on a fresh connection; returns what came back. */

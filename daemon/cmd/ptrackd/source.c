@@ -61,12 +61,13 @@ static int parse(struct src_cli *c, int argc, char **argv)
 		{ "ac-initial", required_argument, NULL, 'I' },
 		{ "ac-step", required_argument, NULL, 'P' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
 		TLS_CLI_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "v:t:d:b:r:T:D:C:R:S:OFAI:P:q",
+	while ((opt = getopt_long(argc, argv, "v:t:d:b:r:T:D:C:R:S:OFAI:P:qh",
 				  lo, NULL)) != -1) {
 		switch (opt) {
 		case 'v':
@@ -119,6 +120,8 @@ static int parse(struct src_cli *c, int argc, char **argv)
 		case 'q':
 			c->quiet = 1;
 			break;
+		case 'h':
+			return 1;
 		default:
 			if (tls_cli_opt(&c->tls, opt, optarg))
 				break;
@@ -299,10 +302,14 @@ int ptrackd_source(int argc, char **argv)
 	int r;
 
 	c.o.arg = &c;
-	if (parse(&c, argc, argv)) {
-		fprintf(stderr, "usage: ptrackd source --vmm-socket PATH --to "
-				"HOST:PORT [options]\n" TLS_CLI_USAGE);
-		return 2;
+	r = parse(&c, argc, argv);
+	if (r) {
+		/* --help: the usage on stdout, status 0 (ptrackd --help has
+		 * every option of every mode). */
+		fprintf(r > 0 ? stdout : stderr,
+			"usage: ptrackd source --vmm-socket PATH --to "
+			"HOST:PORT [options]   (options: ptrackd --help)\n" TLS_CLI_USAGE);
+		return r > 0 ? 0 : 2;
 	}
 	/* Before the VM registers: a missing key must not cost a VMM. */
 	if (tls_cli_load(&c.tls, 0, &t))
