@@ -209,6 +209,8 @@ static int set_migration(struct pt_config *c, const char *k, const char *v,
 		return set_uint(&c->max_rounds, v, 2, 100000, err, len);
 	if (!strcmp(k, "time_limit_ms"))
 		return set_u64(&c->time_limit_ms, v, 100, 86400000, err, len);
+	if (!strcmp(k, "auto_converge"))
+		return set_bool(&c->auto_converge, v, err, len);
 	if (!strcmp(k, "tcp_congestion")) {
 		/* Checked against this kernel, as a migration would. */
 		if (v[0] && pt_tcp_congestion_check(v, err, len))

@@ -46,6 +46,7 @@ struct pt_config {
 	unsigned int max_rounds;
 	uint64_t time_limit_ms;
 	char tcp_congestion[16]; /* empty: the system's */
+	int auto_converge; /* [migration] auto_converge */
 	/* [tls] the peer link (engine/tls.h); x509 from tls_dir unless
 	 * psk_file is set; plain TCP only with insecure = true */
 	char tls_dir[256];

@@ -132,6 +132,13 @@ static void px_release(struct pt_dirty_source *p)
 	(void)p; /* the VM owns the real source */
 }
 
+static int px_throttle(struct pt_dirty_source *p, unsigned int pct)
+{
+	struct pt_dirty_source *r = real(p);
+
+	return r->ops->throttle ? r->ops->throttle(r, pct) : -EOPNOTSUPP;
+}
+
 static int px_save_state(struct pt_dirty_source *p, void **blob, size_t *len)
 {
 	if (atomic_load(&PROXY_MIG(p)->cancel))
@@ -146,6 +153,7 @@ static const struct pt_dirty_source_ops proxy_ops = {
 	.resume = px_resume,
 	.stop = px_stop,
 	.release = px_release,
+	.throttle = px_throttle,
 };
 
 /* For a VMM that can hand its guest over (save_state). */
@@ -157,6 +165,7 @@ static const struct pt_dirty_source_ops proxy_switch_ops = {
 	.stop = px_stop,
 	.release = px_release,
 	.save_state = px_save_state,
+	.throttle = px_throttle,
 };
 
 static void on_progress(const struct pt_mig_progress *p, void *arg)
@@ -205,6 +214,7 @@ static void send_progress(struct pt_migration *m, int final)
 	p.mbps = m->prog.mbps;
 	p.expected_downtime_ms = m->prog.expected_downtime_ms;
 	p.final_round = m->prog.final;
+	p.throttle = m->prog.throttle;
 	pthread_mutex_unlock(&m->lock);
 	p.migration_id = m->id;
 	p.state = (char *)pt_mig_state_name(m->state);
@@ -215,6 +225,8 @@ static void send_progress(struct pt_migration *m, int final)
 		p.downtime_ms = m->res.downtime_ms;
 		if (m->ret == 0)
 			p.remaining = 0;
+		p.throttle = 0; /* lifted */
+		p.switched_over = m->res.switched_over;
 		r.status = m->ret;
 		r.error = m->ret ? m->res.err : "";
 	}
@@ -338,6 +350,7 @@ mig_new(struct pt_service *s, struct pt_vm *vm,
 	m->opts.bandwidth = q->bandwidth ? q->bandwidth : s->cfg.bandwidth;
 	m->opts.max_rounds = q->max_rounds ? q->max_rounds : s->cfg.max_rounds;
 	m->opts.time_limit_ms = s->cfg.time_limit_ms;
+	m->opts.auto_converge = q->auto_converge || s->cfg.auto_converge;
 	snprintf(m->cc, sizeof(m->cc), "%s",
 		 q->tcp_congestion && q->tcp_congestion[0]
 			 ? q->tcp_congestion

@@ -71,6 +71,7 @@ static void test_service_switchover(void)
 				     "memory identical"));
 	CU_ASSERT(svc_file_has(dlog, " 0 pages back in time"));
 	CU_ASSERT(svc_file_has(dst.log, "migrated in: the guest runs here"));
+	CU_ASSERT(svc_file_has(mout, "the guest runs on the destination now"));
 	if (!svc_file_has(dlog, "guest resumed on the destination")) {
 		svc_show(mout);
 		svc_show(dlog);

@@ -48,6 +48,10 @@ static void progress_json(const Ptrack__Control__V1__MigrateProgress *p,
 	       p->round, p->dirty_pages, p->remaining, p->transferred,
 	       p->mbps * 1e6, p->expected_downtime_ms, p->total_ms,
 	       p->downtime_ms, p->final_round ? "true" : "false");
+	printf(",\"throttle_percent\":%u", p->throttle);
+	if (r->final)
+		printf(",\"switched_over\":%s",
+		       p->switched_over ? "true" : "false");
 	if (r->status) {
 		printf(",\"error\":");
 		json_str(stdout, r->error);
@@ -85,6 +89,8 @@ static void progress_line(const Ptrack__Control__V1__MigrateProgress *p)
 	       " pages, remaining %.1f MiB, %.1f MiB/s, expected downtime %.0f ms%s\n",
 	       p->round, p->dirty_pages, p->remaining / 1048576.0, mib_s(p),
 	       p->expected_downtime_ms, p->final_round ? " (final round)" : "");
+	if (p->throttle)
+		printf("  vCPU throttle %u%%\n", p->throttle);
 	fflush(stdout);
 }
 
@@ -104,6 +110,11 @@ static void result(struct view *v, const PtCtlReply *r)
 	       " ms\n",
 	       p->migration_id, p->round, p->transferred / 1048576.0,
 	       p->total_ms, p->downtime_ms);
+	if (p->switched_over)
+		printf("the guest runs on the destination now; stopped here\n");
+	else
+		printf("memory copied only (the peer has no incoming VM); "
+		       "the guest was stopped here\n");
 }
 
 static int follow(struct ctl *c, struct view *v)
@@ -143,7 +154,7 @@ static int follow(struct ctl *c, struct view *v)
 static int usage(void)
 {
 	fprintf(stderr,
-		"usage: ptrackctl migrate VM --to HOST:PORT [--downtime-ms N] [--bandwidth RATE] [--max-rounds N] [--tcp-congestion NAME] [--json]\n");
+		"usage: ptrackctl migrate VM --to HOST:PORT [--downtime-ms N] [--bandwidth RATE] [--max-rounds N] [--tcp-congestion NAME] [--auto-converge] [--json]\n");
 	return CTL_USAGE;
 }
 
@@ -226,6 +237,7 @@ static int parse(int argc, char **argv, Ptrack__Control__V1__MigrateRequest *m,
 		{ "bandwidth", required_argument, NULL, 'b' },
 		{ "max-rounds", required_argument, NULL, 'r' },
 		{ "tcp-congestion", required_argument, NULL, 'C' },
+		{ "auto-converge", no_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t n;
@@ -233,7 +245,7 @@ static int parse(int argc, char **argv, Ptrack__Control__V1__MigrateRequest *m,
 
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "t:d:b:r:C:", lo, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "t:d:b:r:C:A", lo, NULL)) != -1) {
 		switch (opt) {
 		case 't':
 			m->to = optarg;
@@ -252,6 +264,9 @@ static int parse(int argc, char **argv, Ptrack__Control__V1__MigrateRequest *m,
 				   len))
 				return -1;
 			m->max_rounds = (uint32_t)n;
+			break;
+		case 'A':
+			m->auto_converge = 1;
 			break;
 		case 'C':
 			/* The kernel's names are 1 to 15 characters; ptrackd
