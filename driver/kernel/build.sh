@@ -112,6 +112,23 @@ do_image() {
 	arm64_build Image modules
 	[[ -f $PTRACK_KIMAGE ]] || ptrack_die "no Image"
 	stamp "arm64 Image ($(stat -c %s "$PTRACK_KIMAGE") bytes)"
+	do_selftest
+}
+
+# The series' KVM selftest, built with the selftest library for arm64,
+# static, for the initramfs (tests/arm64/mkimage.sh picks it up).
+SELFTEST=aarch64/page_tracking_test
+do_selftest() {
+	local out=$PTRACK_KWORK/selftests
+	[[ -f $PTRACK_KSRC/tools/testing/selftests/kvm/$SELFTEST.c ]] ||
+		ptrack_die "the series has no $SELFTEST.c"
+	arm64_build headers
+	mkdir -p "$out"
+	make -s -C "$PTRACK_KSRC/tools/testing/selftests/kvm" ARCH=arm64 \
+		CROSS_COMPILE="$PTRACK_CROSS" OUTPUT="$out" EXTRA_CFLAGS=-static \
+		KHDR_INCLUDES="-isystem $PTRACK_KBUILD/usr/include" \
+		"$out/$SELFTEST" || ptrack_die "$SELFTEST does not build"
+	stamp "selftest $SELFTEST"
 }
 
 do_bisect() {

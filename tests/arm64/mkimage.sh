@@ -4,7 +4,8 @@
 # usage: mkimage.sh [-o OUT.cpio] [-a SRC:DST]... [-l EXTRA_CPIO_LIST]
 #
 # The image holds /init (tests/arm64/init.c), the KVM dirty-log test
-# (/bin/ptrack_kvm_test), and every scenario of tests/arm64/scenarios/ as
+# (/bin/ptrack_kvm_test), the series' KVM selftest (/bin/page_tracking_test,
+# when built), and every scenario of tests/arm64/scenarios/ as
 # /etc/scenarios/NAME. Later issues add files with -a (a module, ptrackd, a
 # scenario) or with -l, a file of extra usr/gen_init_cpio lines.
 set -euo pipefail
@@ -54,6 +55,9 @@ list=$PTRACK_KWORK/initramfs.list
 	echo "dir /lib 0755 0 0"
 	echo "file /init $bin/init 0755 0 0"
 	echo "file /bin/ptrack_kvm_test $bin/ptrack_kvm_test 0755 0 0"
+	# The series' KVM selftest (driver/kernel/build.sh image builds it).
+	st=$PTRACK_KWORK/selftests/aarch64/page_tracking_test
+	[[ ! -x $st ]] || echo "file /bin/page_tracking_test $st 0755 0 0"
 	for s in "$here"/scenarios/*; do
 		echo "file /etc/scenarios/$(basename "$s") $s 0644 0 0"
 	done
