@@ -2,7 +2,7 @@
 # Build the patched arm64 kernel and the initramfs, then boot the emulated
 # arm64 host and run every scenario in VHE and in nVHE mode.
 #
-# usage: tests/arm64/run.sh [scenario...]   (default: kvm-dirty kvm-nodev)
+# usage: tests/arm64/run.sh [scenario...]   (default: kvm-dirty kvm-auto kvm-nodev)
 #
 # PTRACK_SKIP_BUILD=1 boots the Image already in the work dir.
 # Ends with "arm64: N passed, N failed"; exits non-zero on any failure.
@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../../driver/kernel/env.sh"
 
 scenarios=("$@")
-((${#scenarios[@]})) || scenarios=(kvm-dirty kvm-nodev)
+((${#scenarios[@]})) || scenarios=(kvm-dirty kvm-auto kvm-nodev)
 
 t0=$(date +%s)
 if [[ ${PTRACK_SKIP_BUILD:-0} != 1 ]]; then
