@@ -2,7 +2,8 @@
 # Build the patched arm64 kernel and the initramfs, then boot the emulated
 # arm64 host and run every scenario in VHE and in nVHE mode.
 #
-# usage: tests/arm64/run.sh [scenario...]   (default: kvm-dirty kvm-auto kvm-nodev)
+# usage: tests/arm64/run.sh [scenario...]   (default: kvm-dirty kvm-selftest kvm-selftest-churn kvm-auto
+#                                     kvm-nodev; "#modes: vhe" in a scenario skips nVHE)
 #
 # PTRACK_SKIP_BUILD=1 boots the Image already in the work dir.
 # Ends with "arm64: N passed, N failed"; exits non-zero on any failure.
@@ -12,7 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../../driver/kernel/env.sh"
 
 scenarios=("$@")
-((${#scenarios[@]})) || scenarios=(kvm-dirty kvm-auto kvm-nodev)
+((${#scenarios[@]})) || scenarios=(kvm-dirty kvm-selftest kvm-selftest-churn kvm-auto kvm-nodev)
 
 t0=$(date +%s)
 if [[ ${PTRACK_SKIP_BUILD:-0} != 1 ]]; then
@@ -22,7 +23,9 @@ fi
 
 pass=0 fail=0 failed=()
 for s in "${scenarios[@]}"; do
-	for m in vhe nvhe; do
+	# A scenario can restrict its modes with a "#modes: ..." line.
+	modes=$(sed -n 's/^#modes: *//p' "$here/scenarios/$s" 2>/dev/null || true)
+	for m in ${modes:-vhe nvhe}; do
 		if "$here/run-scenario.sh" -m "$m" -s "$s" -t 900; then
 			pass=$((pass + 1))
 		else

@@ -77,10 +77,12 @@ if [ -f "$KVMTEST" ]; then
 		-o "$OUT/ptrack_kvm_test" "$KVMTEST" -lpthread
 	extra+=$'\n'"file /bin/ptrack_kvm_test $OUT/ptrack_kvm_test 0755 0 0"
 fi
-# The series' KVM selftest (driver/kernel/build.sh image builds it).
+# The series' KVM selftest, when built (driver/kernel/build.sh image), for
+# scenarios that want it (none yet: not run with the PTA so far).
 SELFTEST=$PTRACK_KWORK/selftests/aarch64/page_tracking_test
-[ -x "$SELFTEST" ] || ptrack_die "$SELFTEST missing: run driver/kernel/build.sh"
-extra+=$'\n'"file /bin/page_tracking_test $SELFTEST 0755 0 0"
+if [ -x "$SELFTEST" ]; then
+	extra+=$'\n'"file /bin/page_tracking_test $SELFTEST 0755 0 0"
+fi
 cat >"$OUT/initramfs.list" <<LIST
 dir /dev 0755 0 0
 nod /dev/console 0600 0 0 c 5 1
