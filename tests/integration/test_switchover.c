@@ -254,11 +254,15 @@ static void check_switchover(const char *dirty)
 
 static void test_switchover_bitmap(void)
 {
+	if (!pt_test_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	check_switchover("bitmap");
 }
 
 static void test_switchover_ring(void)
 {
+	if (!pt_test_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	check_switchover("ring");
 }
 
@@ -281,6 +285,8 @@ static void check_back_home(struct sw *r, const char *why)
 /* No incoming VM for this guest: refused at Hello, before any page. */
 static void test_switchover_no_incoming(void)
 {
+	if (!pt_test_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	struct sw r = { .dirty = "bitmap", .dst_name = "another-vm" };
 
 	run(&r);
@@ -294,6 +300,8 @@ static void test_switchover_no_incoming(void)
 /* The destination VMM refuses a corrupted state blob. */
 static void test_switchover_state_refused(void)
 {
+	if (!pt_test_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	struct sw r = { .dirty = "bitmap", .src_fault = "corrupt-state" };
 
 	run(&r);
@@ -306,6 +314,8 @@ static void test_switchover_state_refused(void)
 /* The destination VMM dies while loading the state. */
 static void test_switchover_vmm_dies_in_load(void)
 {
+	if (!pt_test_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	struct sw r = { .dirty = "bitmap", .dst_fault = "die-in-load" };
 
 	run(&r);
@@ -324,6 +334,8 @@ static void test_switchover_vmm_dies_in_load(void)
  */
 static void test_switchover_peer_lost_after_complete(void)
 {
+	if (!pt_test_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	struct sw r = { .dirty = "bitmap",
 			.dst_fault = "slow-load",
 			.kill_peer_ms = 1500 };
@@ -370,6 +382,8 @@ static const char *const ac_args[] = { "--downtime-ms",
 
 static void test_auto_converge(void)
 {
+	if (!pt_test_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	struct sw r = {
 		.dirty = "bitmap", .mem = "4M", .rate = "0", .src_args = ac_args
 	};
@@ -391,6 +405,8 @@ static void test_auto_converge(void)
 
 static void test_no_auto_converge_fails_cleanly(void)
 {
+	if (!pt_test_have_kvm())
+		PT_SKIP("no /dev/kvm");
 	static const char *const args[] = { "--downtime-ms",
 					    "20",
 					    "--bandwidth",
