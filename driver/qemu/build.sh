@@ -103,12 +103,14 @@ patch_src() {
 
 build() {
 	need_pkgs ccache meson ninja-build pkg-config python3 gcc \
-		libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev
+		libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev libslirp-dev
 	# Only the virt machine (configs/devices/aarch64-softmmu/ptrack.mak,
-	# added by our patch), no optional features.
+	# added by our patch), no optional features but slirp: the test
+	# bed reaches its migration peer through -netdev user.
 	local conf=(--target-list=aarch64-softmmu --without-default-features
 		--without-default-devices --with-devices-aarch64=ptrack
-		--disable-docs --disable-werror --enable-fdt=system)
+		--disable-docs --disable-werror --enable-fdt=system
+		--enable-slirp)
 	# Reconfigure from scratch when the configure line changes.
 	if [ ! -f "$WORK/build/build.ninja" ] ||
 		[ "$(cat "$WORK/build/.conf" 2>/dev/null)" != "${conf[*]}" ]; then
