@@ -66,13 +66,14 @@ if [ "${PTRACK_SKIP_KERNEL:-0}" != 1 ]; then
 		python3 tests/qemu/test_pta_migrate.py
 	step "PTA in the arm64 test bed" bash tests/qemu/run-pta.sh
 	# ptrackd, ptrackctl and ptrack-vmm for arm64, then ptrackd migrates
-	# the AArch64 guest from the emulated host to a peer here, write-
-	# protect and HAFDBS tracker; memory identical (about 1 min).
+	# the AArch64 guest from the emulated host to a peer here: write-
+	# protect, HAFDBS tracker, PTA bitmaps, PTA rings (our QEMU); memory
+	# identical (about 1.5 min).
 	step "arm64 userspace (make ARCH=arm64)" bash -c \
 		'bash mk/deps-arm64.sh build/arm64-sysroot &&
 		 make -s -j"$0" ARCH=arm64 all' "$jobs"
-	step "arm64 end-to-end migration by ptrackd (wp, HAFDBS)" \
-		bash tests/arm64/run-migrate.sh wp hafdbs
+	step "arm64 end-to-end migration by ptrackd (wp, HAFDBS, PTA)" \
+		bash tests/arm64/run-migrate.sh wp hafdbs pta-bitmap pta-ring
 	# Not here: tests/qemu/migrate-pta.py (make pta-test runs it in nVHE).
 	# In VHE the restored host can lose CPU 0's timer (RCU stall, "timer
 	# wakeup didn't happen" in the destination log), which looks like
