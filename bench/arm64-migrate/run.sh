@@ -27,7 +27,7 @@ combos=(bench-wp bench-hafdbs)
 # The PTA runs need our QEMU built with user networking and the module.
 qemu=${PTRACK_QEMU_WORK:-/var/tmp/ptrack-qemu}/build/qemu-system-aarch64
 ko=${PTRACK_PTA_KO:-${PTRACK_PTA_BUILD:-/var/tmp/ptrack-pta-build}/src/ptrack-pta.ko}
-if [[ -x $qemu && -f $ko ]] && "$qemu" -netdev help 2>/dev/null | grep -qx user; then
+if [[ -x $qemu && -f $ko ]] && "$qemu" -M virt -netdev help 2>/dev/null | grep -qx user; then
 	combos+=(bench-pta-bitmap bench-pta-ring)
 else
 	echo "bench: no PTA runs (needs driver/qemu/build.sh with slirp and driver/pta/build.sh)"
