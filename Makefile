@@ -17,6 +17,8 @@
 # Kernel and emulation parts (each script installs what it needs):
 #   make kernel       the KVM arm64 series: build, bisect, other arches, checks
 #   make arm64-test   boot the patched kernel in the emulated arm64 host
+#   make arm64-switchover  live-migrate the AArch64 guest between two
+#                     emulated arm64 hosts (needs make kernel, ARCH=arm64)
 #   make qemu         Debian's QEMU 7.2 with the PTA device
 #   make pta          the PTA module (W=1, sparse, checkpatch)
 #   make pta-test     PTA register conformance and migration state, the arm64
@@ -133,7 +135,7 @@ MAN_SRCS := $(wildcard man/*.[1-8])
 MAN_OUT := $(MAN_SRCS:man/%=$(O)/man/%.gz) $(MAN_SRCS:man/%=$(O)/man/%.txt)
 
 .PHONY: all deps check demo lint fuzz fuzz-build bench clean kernel deb \
-	arm64-test qemu pta pta-test dkms-check bench-kernel bench-pta \
+	arm64-test arm64-switchover qemu pta pta-test dkms-check bench-kernel bench-pta \
 	bench-arm64-migrate
 ifeq ($(ARCH),arm64)
 all: $(ALL_BINS) $(ALL_LIBS)
@@ -287,6 +289,10 @@ kernel:
 	bash driver/kernel/build.sh
 arm64-test:
 	bash tests/arm64/run.sh
+arm64-switchover: deps all
+	$(MAKE) -s ARCH=arm64 all
+	bash tests/arm64/run-switchover.sh -m vhe
+	bash tests/arm64/run-switchover.sh -m nvhe
 qemu:
 	bash driver/qemu/build.sh
 pta:

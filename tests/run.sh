@@ -74,6 +74,12 @@ if [ "${PTRACK_SKIP_KERNEL:-0}" != 1 ]; then
 		 make -s -j"$0" ARCH=arm64 all' "$jobs"
 	step "arm64 end-to-end migration by ptrackd (wp, HAFDBS, PTA)" \
 		bash tests/arm64/run-migrate.sh wp hafdbs pta-bitmap pta-ring
+	# Two emulated arm64 hosts, ptrackd serve on both: the guest resumes on
+	# the second and runs on (about 12 s each mode).
+	step "arm64 switchover between two emulated hosts (VHE)" \
+		bash tests/arm64/run-switchover.sh -m vhe
+	step "arm64 switchover between two emulated hosts (nVHE)" \
+		bash tests/arm64/run-switchover.sh -m nvhe
 	# Not here: tests/qemu/migrate-pta.py (make pta-test runs it in nVHE).
 	# In VHE the restored host can lose CPU 0's timer (RCU stall, "timer
 	# wakeup didn't happen" in the destination log), which looks like

@@ -11,8 +11,8 @@
  * it migrates), waits for both, and sends the memory image the source
  * dumped after success (the paused guest's memory) to --dump-to, where
  * the host compares it with the peer's copy byte for byte. The link is
- * plain TCP (--insecure): it never leaves QEMU's user network and this
- * machine's loopback. Prints one line
+ * TLS 1.3 with the pre-shared key in /etc/ptrack/psk.txt (run-migrate.sh
+ * makes it and gives the peer the same file). Prints one line
  * "PTRACK-MIGRATE source=RC vmm=RC dump=BYTES" and exits 0 only when the
  * source succeeded and the whole image was sent.
  */
@@ -121,7 +121,8 @@ int main(int argc, char **argv)
 {
 	char *src_argv[] = { "/bin/ptrackd", "source", "--vmm-socket", SOCK,
 			     "--to", NULL, "--dump-memory", DUMP,
-			     "--downtime-ms", "300", "--insecure", NULL };
+			     "--downtime-ms", "300",
+			     "--tls-psk-file", "/etc/ptrack/psk.txt", NULL };
 	char *vmm_argv[MAX_ARGS + 4] = { "/bin/ptrack-vmm", "--ptrackd", SOCK };
 	const char *to = NULL, *dump_to = NULL;
 	int i, n = 3, st, src_rc, vmm_rc, timeout = 600;

@@ -17,6 +17,9 @@
 # gen_init_cpio), `make ARCH=arm64` and `make` (the programs), and for the
 # PTA driver/qemu/build.sh and driver/pta/build.sh.
 #
+# The link is TLS 1.3 with a pre-shared key made here (psktool), which the
+# image carries as /etc/ptrack/psk.txt.
+#
 # Network: QEMU user networking with restrict=on; the emulated host reaches
 # only two guestfwd ports. QEMU runs a command for each connection to them:
 # guestfwd-relay.py joins it to the peer on 127.0.0.1, and cat stores the
@@ -58,9 +61,14 @@ work=$PTRACK_KWORK/migrate
 mkdir -p "$work"
 "${PTRACK_CROSS}gcc" -static -O2 -Wall -Wextra -Werror \
 	-o "$work/ptrack_migrate" "$here/ptrack_migrate.c"
+command -v psktool >/dev/null || ptrack_die "psktool missing (gnutls-bin)"
+rm -f "$work/psk.txt"
+psktool -u ptrack-a64 -p "$work/psk.txt" >/dev/null
 list=$work/extra.list
 {
 	echo "file /bin/ptrack_migrate $work/ptrack_migrate 0755 0 0"
+	echo "dir /etc/ptrack 0755 0 0"
+	echo "file /etc/ptrack/psk.txt $work/psk.txt 0600 0 0"
 	for p in ptrackd ptrackctl ptrack-vmm; do
 		echo "file /bin/$p $bin/$p 0755 0 0"
 	done
@@ -94,7 +102,7 @@ for combo in "${combos[@]}"; do
 	p1=$(free_port)
 	ptrack_log "migrate $combo ($mode): peer 127.0.0.1:$p1"
 	timeout 900 "$host_bin/ptrackd" peer --listen "127.0.0.1:$p1" \
-		--mem-file "$d/dest.mem" --state-dir "$d" --idle-ms 600000 --insecure \
+		--mem-file "$d/dest.mem" --state-dir "$d" --idle-ms 600000 --tls-psk-file "$work/psk.txt" \
 		>"$d/peer.log" 2>&1 &
 	peer=$!
 	pids+=("$peer")
