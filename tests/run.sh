@@ -68,12 +68,14 @@ if [ "${PTRACK_SKIP_KERNEL:-0}" != 1 ]; then
 	# ptrackd, ptrackctl and ptrack-vmm for arm64, then ptrackd migrates
 	# the AArch64 guest from the emulated host to a peer here: write-
 	# protect, HAFDBS tracker, PTA bitmaps, PTA rings (our QEMU); memory
-	# identical (about 1.5 min).
+	# identical (about 20 s a mode).
 	step "arm64 userspace (make ARCH=arm64)" bash -c \
 		'bash mk/deps-arm64.sh build/arm64-sysroot &&
 		 make -s -j"$0" ARCH=arm64 all' "$jobs"
-	step "arm64 end-to-end migration by ptrackd (wp, HAFDBS, PTA)" \
-		bash tests/arm64/run-migrate.sh wp hafdbs pta-bitmap pta-ring
+	step "arm64 end-to-end migration by ptrackd (wp, HAFDBS, PTA; VHE)" \
+		bash tests/arm64/run-migrate.sh -m vhe wp hafdbs pta-bitmap pta-ring
+	step "arm64 end-to-end migration by ptrackd (wp, HAFDBS, PTA; nVHE)" \
+		bash tests/arm64/run-migrate.sh -m nvhe wp hafdbs pta-bitmap pta-ring
 	# Two emulated arm64 hosts, ptrackd serve on both: the guest resumes on
 	# the second and runs on (about 12 s each mode).
 	step "arm64 switchover between two emulated hosts (VHE)" \
