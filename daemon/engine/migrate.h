@@ -140,6 +140,12 @@ struct pt_peer_opts {
 	 * (switchover). The session must be for this VM (UUID, else name).
 	 * NULL: into mem_path or a memfd, a memory copy only. */
 	struct pt_dirty_source *incoming;
+	/* Connections are served by forked children that run as this user
+	 * (when started as root), NULL: "ptrack", else "nobody". */
+	const char *privsep_user;
+	/* Serve connections in threads of this process, privileges kept:
+	 * for the fuzzer only, which must see the session's coverage. */
+	int privsep_thread;
 };
 
 struct pt_peer_result {

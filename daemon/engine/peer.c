@@ -1,95 +1,117 @@
 // SPDX-License-Identifier: MIT
 /*
- * Peer side of the streaming engine: stores a source's pages into
- * destination memory (a file or memfd, mmap'd), acks what it stored,
- * verifies Complete's checksums and keeps the dirty sets of the current
- * round so an audit (or post-copy) can tell which pages are still stale.
+ * Peer side of the streaming engine, the privileged half (peer_ps.h): it
+ * listens, owns the session, the destination memory (a file or memfd, or
+ * the incoming VM's regions), the persisted state and the switchover, and
+ * never parses a byte a source sent. Every connection is served at the
+ * same time as the others by its own forked, unprivileged child
+ * (peer_conn.c), so a client that stalls or sends garbage costs only its
+ * own child, never the port. A child gets the destination memory only
+ * once it reported a verified Hello (or a Resume with the session's
+ * secret) and this side matched it; binding another connection to the
+ * session first kills the previous one, so one writer at a time.
  *
- * With a state directory, the session (id, last stored seq, Hello) is
- * persisted with fsync before every Ack, so a peer restarted by its
- * supervisor answers a Resume and the stream continues where it was. The
- * destination pages are in the shared file mapping, which outlives the
- * process; surviving a host crash as well would need an msync per Ack.
+ * With a state directory, the session (id, secret, layout, last stored
+ * seq) is persisted with fsync before every Ack, so a peer restarted by
+ * its supervisor answers a Resume and the stream continues where it was.
+ * The destination pages are in the shared file mapping, which outlives
+ * the process; surviving a host crash as well would need an msync per Ack.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/uio.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "codec/bitmap.h"
 #include "codec/crc32c.h"
 #include "codec/frame.h"
 #include "codec/msg.h"
 #include "engine/migrate.h"
+#include "engine/peer_ps.h"
+#include "engine/tls.h"
 
-#define T(name) PTRACK__V1__MSG_TYPE__MSG_TYPE_##name
 #define E(name) PTRACK__V1__ERROR_CODE__ERROR_##name
-#define STATE_MAGIC 0x32535450u /* "PTS2" */
+#define STATE_MAGIC 0x33535450u /* "PTS3" */
 #define STATE_F_COMPLETE 1u /* Complete was verified and acked */
 /* The incoming VMM was told to resume the guest (set before it is). */
 #define STATE_F_RESUMED 2u
 #define PEER_DONE 1
+#define BAD_CRC_MAX 16
+/* Connections served at once; more are closed at accept. */
+#define CONN_MAX 16
 
 struct state_hdr {
 	uint32_t magic;
-	uint32_t hello_len;
+	uint32_t body_len;
 	uint64_t session_id;
 	uint64_t last_seq;
 	uint32_t flags; /* STATE_F_* */
-	uint32_t crc; /* over the fields above and the Hello */
+	uint32_t crc; /* over the fields above and the body */
+};
+
+struct state_body {
+	uint32_t secret_len;
+	uint8_t secret[PS_SECRET_MAX];
+	uint32_t pad;
+	struct pt_layout lay;
+};
+
+struct conn {
+	int ctl; /* -1: a free slot */
+	pid_t pid;
+	int pidfd;
+	pthread_t th; /* privsep_thread */
+	/* Killed if still unbound then: a child stuck before it could
+	 * even report (the frame reader and the handshake have their own
+	 * deadlines, this one does not trust them). 0: bound. */
+	uint64_t deadline;
 };
 
 struct peer {
 	const struct pt_peer_opts *o;
 	struct pt_peer_result *res;
-	int lfd, fd;
-	struct pt_reader rd;
-	struct pt_txframe tx;
-	uint64_t tx_seq;
+	int lfd;
+	uid_t uid;
+	gid_t gid;
 
 	int have_session;
 	int complete; /* this session's Complete was verified */
+	int resumed;
+	/* The restored complete session's own source asked for it. */
+	int complete_confirmed;
 	uint64_t session_id, last_seq;
-	uint8_t *hello;
-	size_t hello_len;
+	uint32_t secret_len;
+	uint8_t secret[PS_SECRET_MAX];
 	struct pt_layout lay;
 	int memfd;
-	uint8_t *mem;
 	uint64_t mem_size;
-	uint64_t off[PT_LAYOUT_MAX_REGIONS];
-	uint8_t *base[PT_LAYOUT_MAX_REGIONS]; /* where region i's pages go */
 	/* Switchover into o->incoming: the VMM state blob as it arrives. */
 	uint8_t *state;
 	uint64_t state_got, state_total;
 	uint32_t state_crc;
-	int resumed;
-	uint64_t *round_dirty[PT_LAYOUT_MAX_REGIONS];
-	uint64_t *stale[PT_LAYOUT_MAX_REGIONS];
-	uint64_t dirty_round;
-	unsigned int since_ack;
-	/* This connection sent a verified Hello or Resume: only then may it
-	 * stream, and only then do errors name the layout. */
-	int conn_ok;
-	int hello_tried; /* it sent a Hello, good or not */
-	/* The restored complete session's own source asked for it. */
-	int complete_confirmed;
 	unsigned int bad_crcs; /* frames dropped for retransmission */
-};
 
-#define BAD_CRC_MAX 16
+	struct conn c[CONN_MAX];
+	unsigned int nconns;
+	int bound; /* the connection that may write the memory, -1 */
+	uint8_t *buf;
+};
 
 static int fail(struct peer *p, int code, int err, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -109,41 +131,39 @@ static int fail(struct peer *p, int code, int err, const char *fmt, ...)
 	return -err;
 }
 
-static int send_msg(struct peer *p, uint16_t type, const ProtobufCMessage *m)
+/* Tells connection @i why its request is refused (it tells the source). */
+static int refuse(struct peer *p, unsigned int i, int code, int err,
+		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int refuse(struct peer *p, unsigned int i, int code, int err,
+		  const char *fmt, ...)
 {
-	int r = pt_frame_build(&p->tx, type, 0, ++p->tx_seq, m, NULL, 0,
-			       PT_FRAME_MAX_DEFAULT, NULL);
-
-	return r ? r : pt_frame_send(p->fd, &p->tx);
-}
-
-/* Tells the source why the session ends here and fails with it. */
-static int send_error(struct peer *p, int code, int err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int send_error(struct peer *p, int code, int err, const char *fmt, ...)
-{
-	Ptrack__V1__Error m = PTRACK__V1__ERROR__INIT;
-	char text[256];
+	struct ps_reply r = { .code = code, .err = err };
 	va_list ap;
 
 	va_start(ap, fmt);
 	// NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized)
-	vsnprintf(text, sizeof(text), fmt, ap);
+	vsnprintf(r.text, sizeof(r.text), fmt, ap);
 	va_end(ap);
-	m.code = code;
-	m.text = text;
-	send_msg(p, T(ERROR), &m.base);
-	return fail(p, code, err, "%s", text);
+	ps_send(p->c[i].ctl, PS_REFUSE, &r, sizeof(r), NULL, 0);
+	return 0;
+}
+
+static int reply_ok(struct peer *p, unsigned int i)
+{
+	struct ps_reply r = { 0 };
+
+	ps_send(p->c[i].ctl, PS_OK, &r, sizeof(r), NULL, 0);
+	return 0;
 }
 
 /* ---- session state ---------------------------------------------------- */
 
-static uint32_t state_crc(const struct state_hdr *h, const uint8_t *hello)
+static uint32_t state_crc(const struct state_hdr *h, const void *body)
 {
 	uint32_t c = pt_crc32c(0, h, offsetof(struct state_hdr, crc));
 
-	return pt_crc32c(c, hello, h->hello_len);
+	return pt_crc32c(c, body, h->body_len);
 }
 
 static int write_all(int fd, const void *buf, size_t len)
@@ -203,17 +223,22 @@ static int invalidate_state(struct peer *p)
 static int persist(struct peer *p)
 {
 	struct state_hdr h = { .magic = STATE_MAGIC,
-			       .hello_len = (uint32_t)p->hello_len,
+			       .body_len = sizeof(struct state_body),
 			       .session_id = p->session_id,
 			       .last_seq = p->last_seq,
 			       .flags = (p->complete ? STATE_F_COMPLETE : 0) |
 					(p->resumed ? STATE_F_RESUMED : 0) };
 	char tmp[PATH_MAX], path[PATH_MAX];
+	struct state_body b;
 	int fd, r;
 
 	if (!p->o->state_dir)
 		return 0;
-	h.crc = state_crc(&h, p->hello);
+	memset(&b, 0, sizeof(b));
+	b.secret_len = p->secret_len;
+	memcpy(b.secret, p->secret, sizeof(b.secret));
+	memcpy(&b.lay, &p->lay, sizeof(b.lay));
+	h.crc = state_crc(&h, &b);
 	if (state_path(p, tmp, sizeof(tmp), "session.tmp") ||
 	    state_path(p, path, sizeof(path), "session.state"))
 		return -ENAMETOOLONG;
@@ -225,7 +250,7 @@ static int persist(struct peer *p)
 		return -errno;
 	r = write_all(fd, &h, sizeof(h));
 	if (!r)
-		r = write_all(fd, p->hello, p->hello_len);
+		r = write_all(fd, &b, sizeof(b));
 	if (!r && fsync(fd))
 		r = -errno;
 	close(fd);
@@ -237,46 +262,42 @@ static int persist(struct peer *p)
 	return 0;
 }
 
+/*
+ * A layout from a child (or the state file) is data to check, not to
+ * trust: rebuilt region by region with the codec's validation (page
+ * sizes, alignment, no overlap, no wrap-around).
+ */
+static int layout_check(struct pt_layout *dst, const struct pt_layout *src)
+{
+	struct pt_error e = { 0 };
+	size_t i;
+	int r;
+
+	memset(dst, 0, sizeof(*dst));
+	if (!src->n || src->n > PT_LAYOUT_MAX_REGIONS)
+		return -EINVAL;
+	for (i = 0; i < src->n; i++) {
+		r = pt_layout_add(dst, src->r[i].id, src->r[i].gpa_base,
+				  src->r[i].size, src->r[i].page_size, &e);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
 /* ---- destination memory ----------------------------------------------- */
 
-static void unmap_dest(struct peer *p)
+static void drop_dest(struct peer *p)
 {
-	size_t i;
-
-	if (p->mem)
-		munmap(p->mem, p->mem_size);
 	if (p->memfd >= 0)
 		close(p->memfd);
-	p->mem = NULL;
 	p->memfd = -1;
 	free(p->state);
 	p->state = NULL;
 	p->state_got = p->state_total = 0;
-	for (i = 0; i < PT_LAYOUT_MAX_REGIONS; i++) {
-		p->base[i] = NULL;
-		free(p->round_dirty[i]);
-		free(p->stale[i]);
-		p->round_dirty[i] = p->stale[i] = NULL;
-	}
 }
 
-static int alloc_audit(struct peer *p)
-{
-	size_t i, n;
-
-	for (i = 0; i < p->lay.n; i++) {
-		n = pt_bitmap_words(p->lay.r[i].npages);
-		p->round_dirty[i] = calloc(n, 8);
-		p->stale[i] = calloc(n, 8);
-		if (!p->round_dirty[i] || !p->stale[i])
-			return -ENOMEM;
-		p->off[i] = pt_layout_offset(&p->lay, i);
-	}
-	p->mem_size = pt_layout_offset(&p->lay, p->lay.n);
-	p->res->mem_size = p->mem_size;
-	return 0;
-}
-
+/* Opened here, mapped only by the connection child that gets it. */
 static int open_dest(struct peer *p, int fresh)
 {
 	int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW |
@@ -306,38 +327,21 @@ static int open_dest(struct peer *p, int fresh)
 		   (uint64_t)st.st_size != p->mem_size) {
 		return -EINVAL;
 	}
-	/* Populate now: faulting pages in one by one while storing them
-	 * costs more than the copy itself. */
-	p->mem = mmap(NULL, p->mem_size, PROT_READ | PROT_WRITE,
-		      MAP_SHARED | (fresh ? MAP_POPULATE : 0), p->memfd, 0);
-	if (p->mem == MAP_FAILED) {
-		p->mem = NULL;
-		return -errno;
-	}
 	return 0;
 }
 
 /*
  * The incoming VM takes this session if it is the same guest (UUID, else
- * name) with the same memory layout; its memory is then written in place.
- * -ENOENT: not this guest, -EXDEV: another layout.
+ * name) with the same memory layout; its regions' fds then go to the
+ * child, which writes in place. -ENOENT: not this guest, -EXDEV: another
+ * layout.
  */
-static int attach_incoming(struct peer *p, const uint8_t *buf, size_t len)
+static int incoming_fds(struct peer *p, int *fds, uint64_t *offs)
 {
 	const struct pt_dirty_source *in = p->o->incoming;
-	Ptrack__V1__Hello *h = ptrack__v1__hello__unpack(NULL, len, buf);
 	const struct pt_mem_region *m;
 	size_t i, j;
-	int r = 0;
 
-	if (!h)
-		return -EBADMSG;
-	if (memcmp(h->vm_uuid.data, in->uuid, 16) != 0 &&
-	    strcmp(h->vm_name, in->name) != 0)
-		r = -ENOENT;
-	ptrack__v1__hello__free_unpacked(h, NULL);
-	if (r)
-		return r;
 	if (in->nregions != p->lay.n)
 		return -EXDEV;
 	for (i = 0; i < p->lay.n; i++) {
@@ -346,52 +350,24 @@ static int attach_incoming(struct peer *p, const uint8_t *buf, size_t len)
 		for (j = 0, m = NULL; j < in->nregions && !m; j++)
 			if (in->regions[j].id == rg->id)
 				m = &in->regions[j];
-		if (!m || !m->hva || m->gpa_base != rg->gpa_base ||
+		if (!m || m->fd < 0 || m->gpa_base != rg->gpa_base ||
 		    m->size != rg->size || m->page_size != rg->page_size)
 			return -EXDEV;
-		p->base[i] = m->hva;
+		fds[i] = m->fd;
+		offs[i] = (uint64_t)m->offset;
 	}
 	return 0;
 }
 
-/* Sets up a session from its Hello (packed in @buf). */
-static int setup_session(struct peer *p, const uint8_t *buf, size_t len,
-			 int fresh)
+static int match_incoming(struct peer *p, const struct ps_session *s, int *fds,
+			  uint64_t *offs)
 {
-	Ptrack__V1__Hello *h;
-	struct pt_error e = { 0 };
-	size_t i;
-	int r;
+	const struct pt_dirty_source *in = p->o->incoming;
 
-	unmap_dest(p);
-	memset(&p->lay, 0, sizeof(p->lay));
-	h = ptrack__v1__hello__unpack(NULL, len, buf);
-	if (!h)
-		return -EBADMSG;
-	r = pt_layout_from_hello(&p->lay, h, &e);
-	p->session_id = h->session_id;
-	ptrack__v1__hello__free_unpacked(h, NULL);
-	if (r)
-		return r;
-	free(p->hello);
-	p->hello = malloc(len ? len : 1);
-	if (!p->hello)
-		return -ENOMEM;
-	memcpy(p->hello, buf, len);
-	p->hello_len = len;
-	/* Before anything is allocated for it. */
-	if (p->o->max_mem &&
-	    pt_layout_offset(&p->lay, p->lay.n) > p->o->max_mem)
-		return -E2BIG;
-	r = alloc_audit(p);
-	if (r)
-		return r;
-	if (p->o->incoming)
-		return attach_incoming(p, buf, len);
-	r = open_dest(p, fresh);
-	for (i = 0; !r && i < p->lay.n; i++)
-		p->base[i] = p->mem + p->off[i];
-	return r;
+	if (memcmp(s->uuid, in->uuid, 16) != 0 &&
+	    (s->name_len >= PS_NAME || strcmp(s->name, in->name) != 0))
+		return -ENOENT;
+	return incoming_fds(p, fds, offs);
 }
 
 /* A restarted peer picks its session up from the state file. */
@@ -399,34 +375,38 @@ static int load_state(struct peer *p)
 {
 	char path[PATH_MAX];
 	struct state_hdr h;
-	uint8_t *hello;
+	struct state_body b;
 	int fd, r = -EINVAL;
 
 	if (!p->o->state_dir || !p->o->mem_path)
 		return 0;
-	snprintf(path, sizeof(path), "%s/session.state", p->o->state_dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (state_path(p, path, sizeof(path), "session.state"))
+		return fail(p, E(SESSION), ENAMETOOLONG, "state path too long");
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (read(fd, &h, sizeof(h)) != sizeof(h) || h.magic != STATE_MAGIC ||
-	    h.hello_len > PT_MSG_MAX)
+	    h.body_len != sizeof(b) || read(fd, &b, sizeof(b)) != sizeof(b) ||
+	    state_crc(&h, &b) != h.crc || b.secret_len > PS_SECRET_MAX)
 		goto close_fd;
-	hello = malloc(h.hello_len ? h.hello_len : 1);
-	if (!hello) {
-		r = -ENOMEM;
+	r = layout_check(&p->lay, &b.lay);
+	if (r)
+		goto close_fd;
+	p->mem_size = pt_layout_offset(&p->lay, p->lay.n);
+	r = open_dest(p, 0);
+	if (r) {
+		drop_dest(p);
 		goto close_fd;
 	}
-	if (read(fd, hello, h.hello_len) == (ssize_t)h.hello_len &&
-	    state_crc(&h, hello) == h.crc)
-		r = setup_session(p, hello, h.hello_len, 0);
-	free(hello);
-	if (!r) {
-		p->have_session = 1;
-		p->last_seq = h.last_seq;
-		p->complete = !!(h.flags & STATE_F_COMPLETE);
-		p->res->resumed = 1;
-		p->res->session_id = h.session_id;
-	}
+	p->have_session = 1;
+	p->session_id = h.session_id;
+	p->last_seq = h.last_seq;
+	p->complete = !!(h.flags & STATE_F_COMPLETE);
+	p->secret_len = b.secret_len;
+	memcpy(p->secret, b.secret, sizeof(p->secret));
+	p->res->resumed = 1;
+	p->res->session_id = h.session_id;
+	p->res->mem_size = p->mem_size;
 close_fd:
 	close(fd);
 	if (r)
@@ -435,267 +415,396 @@ close_fd:
 	return 0;
 }
 
-/* ---- frames ----------------------------------------------------------- */
+/* ---- connections ------------------------------------------------------ */
 
-static int on_hello(struct peer *p, const struct pt_frame *f, struct pt_msg *m)
+static uint64_t now_ms(void)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Ends connection @i's child now and frees its slot. */
+static void conn_kill(struct peer *p, unsigned int i, int now)
+{
+	struct conn *c = &p->c[i];
+	struct pollfd pf;
+
+	if (c->ctl < 0)
+		return;
+	if (p->o->privsep_thread) {
+		shutdown(c->ctl, SHUT_RDWR);
+		pthread_join(c->th, NULL);
+	} else {
+		/* A child that said it ended has a moment to flush the
+		 * link's last records; one that did not is killed. */
+		pf = (struct pollfd){ .fd = c->pidfd, .events = POLLIN };
+		if (now || poll(&pf, 1, 6000) != 1)
+			kill(c->pid, SIGKILL);
+		while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		close(c->pidfd);
+	}
+	close(c->ctl);
+	c->ctl = -1;
+	p->nconns--;
+	if (p->bound == (int)i)
+		p->bound = -1;
+}
+
+/* Before another connection gets the memory: the old writer is gone. */
+static void unbind_others(struct peer *p, unsigned int i)
+{
+	if (p->bound >= 0 && p->bound != (int)i)
+		conn_kill(p, (unsigned int)p->bound, 1);
+}
+
+struct conn_arg {
+	const struct pt_peer_opts *o;
+	int tcp, ctl;
+};
+
+static void *conn_thread(void *arg)
+{
+	struct conn_arg a = *(struct conn_arg *)arg;
+
+	free(arg);
+	ps_conn_main(a.o, a.tcp, a.ctl);
+	close(a.ctl);
+	return NULL;
+}
+
+/* The child: nothing of the daemon but this connection, then serve it. */
+static void __attribute__((noreturn))
+conn_child(struct peer *p, pid_t parent, int tcp, int ctl)
+{
+	int keep[2] = { tcp, ctl }, r;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (getppid() != parent)
+		_exit(1);
+	r = ps_drop(keep, 2, p->uid, p->gid);
+	if (r) {
+		/* Never serve a connection with the daemon's privileges: the
+		 * peer fails, saying why. */
+		struct ps_end e = { .r = r, .code = E(INTERNAL), .conn_ok = 1 };
+
+		snprintf(e.err, sizeof(e.err),
+			 "cannot drop the connection's privileges: %s",
+			 strerror(-r));
+		ps_send(ctl, PS_END, &e, sizeof(e), NULL, 0);
+		_exit(1);
+	}
+	ps_conn_main(p->o, tcp, ctl);
+	/* The final Ack may still be in the TLS relay. */
+	pt_tls_free((struct pt_tls *)p->o->tls);
+	_exit(0);
+}
+
+static int conn_spawn(struct peer *p, struct conn *c, int tcp, int ctl)
+{
+	struct conn_arg *a;
+	pid_t parent = getpid();
+
+	if (p->o->privsep_thread) {
+		a = malloc(sizeof(*a));
+		if (!a)
+			return -ENOMEM;
+		*a = (struct conn_arg){ .o = p->o, .tcp = tcp, .ctl = ctl };
+		if (pthread_create(&c->th, NULL, conn_thread, a)) {
+			free(a);
+			return -EAGAIN;
+		}
+		return 0;
+	}
+	c->pid = fork();
+	if (c->pid < 0)
+		return -errno;
+	if (c->pid == 0)
+		conn_child(p, parent, tcp, ctl);
+	c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
+	if (c->pidfd < 0) {
+		kill(c->pid, SIGKILL);
+		waitpid(c->pid, NULL, 0);
+		return -errno;
+	}
+	close(tcp);
+	close(ctl);
+	return 0;
+}
+
+static int accept_one(struct peer *p)
+{
+	int fd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC), sv[2], r;
+	unsigned int i;
+
+	if (fd < 0)
+		return errno == EAGAIN || errno == EINTR ||
+				       errno == ECONNABORTED
+			       ? 0
+			       : -errno;
+	for (i = 0; i < CONN_MAX && p->c[i].ctl >= 0; i++)
+		;
+	if (i == CONN_MAX) {
+		if (!p->o->quiet)
+			fprintf(stderr,
+				"peer: %d connections at once: "
+				"refusing one more\n",
+				CONN_MAX);
+		close(fd);
+		return 0;
+	}
+	if (!p->o->tls && !p->o->quiet) /* quiet: the caller warned */
+		pt_link_warn_plain();
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	r = conn_spawn(p, &p->c[i], fd, sv[1]);
+	if (r) {
+		close(fd);
+		close(sv[0]);
+		close(sv[1]);
+		return r;
+	}
+	p->c[i].ctl = sv[0];
+	p->c[i].deadline = now_ms() + 3 * (uint64_t)p->o->io_timeout_ms + 1000;
+	p->nconns++;
+	return 0;
+}
+
+/* ---- what a connection asks ------------------------------------------- */
+
+static int bind_conn(struct peer *p, unsigned int i, int fresh)
+{
+	struct ps_bind b = { .session_id = p->session_id,
+			     .last_seq = p->last_seq,
+			     .mem_size = p->mem_size,
+			     .incoming = !!p->o->incoming,
+			     .resumed = (uint32_t)p->resumed,
+			     .fresh = (uint32_t)fresh };
+	int fds[PT_LAYOUT_MAX_REGIONS];
+	size_t k;
+
+	b.lay = p->lay;
+	b.crc_left = p->bad_crcs < BAD_CRC_MAX ? BAD_CRC_MAX - p->bad_crcs : 0;
+	if (p->o->incoming) {
+		if (incoming_fds(p, fds, b.fd_off))
+			return refuse(p, i, E(NO_INCOMING), EXDEV,
+				      "incoming VM '%s' has another memory "
+				      "layout",
+				      p->o->incoming->name);
+		b.nfds = (uint32_t)p->lay.n;
+	} else {
+		fds[0] = p->memfd;
+		b.nfds = 1;
+	}
+	for (k = 0; k < b.nfds; k++)
+		if (fds[k] < 0)
+			return refuse(p, i, E(INTERNAL), EBADF,
+				      "no destination memory");
+	p->bound = (int)i;
+	p->c[i].deadline = 0;
+	if (ps_send(p->c[i].ctl, PS_BIND, &b, sizeof(b), fds, b.nfds))
+		conn_kill(p, i, 1);
+	return 0;
+}
+
+static int on_hello(struct peer *p, unsigned int i, struct ps_session *s)
+{
+	uint64_t offs[PT_LAYOUT_MAX_REGIONS];
+	int fds[PT_LAYOUT_MAX_REGIONS];
 	int r;
 
-	if (m->u.hello->role != PTRACK__V1__ROLE__ROLE_SOURCE)
-		return send_error(
-			p, E(SESSION), EPROTO,
-			"Hello from a peer: only a source sends here");
-	if (m->seq != 1)
-		return send_error(p, E(SEQUENCE), EPROTO,
-				  "Hello with seq %" PRIu64 ", expected 1",
-				  m->seq);
+	s->name[PS_NAME - 1] = 0;
 	/* What a completed migration left is the guest: no new session
 	 * overwrites it. */
 	if (p->complete)
-		return send_error(p, E(SESSION), EBUSY,
-				  "this destination holds a completed "
-				  "migration");
+		return refuse(p, i, E(SESSION), EBUSY,
+			      "this destination holds a completed migration");
 	r = invalidate_state(p);
 	if (r)
-		return send_error(p, E(INTERNAL), -r,
-				  "cannot invalidate the session state: %s",
-				  strerror(-r));
+		return refuse(p, i, E(INTERNAL), -r,
+			      "cannot invalidate the session state: %s",
+			      strerror(-r));
+	unbind_others(p, i);
 	p->have_session = 0;
-	p->conn_ok = 0;
 	p->res->resumed = 0; /* a new session replaces any restored one */
-	r = setup_session(p, f->msg, f->hdr.msg_len, 1);
-	if (r == -E2BIG)
-		return send_error(p, E(NO_SPACE), E2BIG,
-				  "guest of %" PRIu64
-				  " bytes is over this destination's limit "
-				  "of %" PRIu64,
-				  pt_layout_offset(&p->lay, p->lay.n),
-				  p->o->max_mem);
-	if (r == -ENOENT && p->o->incoming)
-		return send_error(p, E(NO_INCOMING), ENOENT,
-				  "no incoming VM '%s' here (the incoming VM "
-				  "is '%s')",
-				  m->u.hello->vm_name, p->o->incoming->name);
-	if (r == -EXDEV)
-		return send_error(p, E(NO_INCOMING), EXDEV,
-				  "incoming VM '%s' has another memory layout",
-				  p->o->incoming->name);
-	if (r == -ENOSPC || r == -EDQUOT || r == -EFBIG)
-		return send_error(p, E(NO_SPACE), ENOSPC,
-				  "destination %s cannot hold %" PRIu64
-				  " bytes: %s",
-				  p->o->mem_path ? p->o->mem_path : "memfd",
-				  p->mem_size, strerror(-r));
+	drop_dest(p);
+	r = layout_check(&p->lay, &s->lay);
 	if (r)
-		return send_error(p, E(INTERNAL), -r,
-				  "cannot set up destination memory: %s",
-				  strerror(-r));
+		return refuse(p, i, E(INTERNAL), -r,
+			      "cannot set up destination memory: %s",
+			      strerror(-r));
+	p->session_id = s->session_id;
+	p->mem_size = pt_layout_offset(&p->lay, p->lay.n);
+	p->res->mem_size = p->mem_size;
+	/* Before anything is allocated for it. */
+	if (p->o->max_mem && p->mem_size > p->o->max_mem)
+		return refuse(p, i, E(NO_SPACE), E2BIG,
+			      "guest of %" PRIu64
+			      " bytes is over this destination's limit of "
+			      "%" PRIu64,
+			      p->mem_size, p->o->max_mem);
+	if (p->o->incoming) {
+		r = match_incoming(p, s, fds, offs);
+		if (r == -ENOENT)
+			return refuse(p, i, E(NO_INCOMING), ENOENT,
+				      "no incoming VM '%s' here (the incoming "
+				      "VM is '%s')",
+				      s->name, p->o->incoming->name);
+		if (r)
+			return refuse(p, i, E(NO_INCOMING), EXDEV,
+				      "incoming VM '%s' has another memory "
+				      "layout",
+				      p->o->incoming->name);
+	} else {
+		r = open_dest(p, 1);
+	}
+	if (r == -ENOSPC || r == -EDQUOT || r == -EFBIG)
+		return refuse(p, i, E(NO_SPACE), ENOSPC,
+			      "destination %s cannot hold %" PRIu64
+			      " bytes: %s",
+			      p->o->mem_path ? p->o->mem_path : "memfd",
+			      p->mem_size, strerror(-r));
+	if (r)
+		return refuse(p, i, E(INTERNAL), -r,
+			      "cannot set up destination memory: %s",
+			      strerror(-r));
 	p->have_session = 1;
-	p->conn_ok = 1;
 	p->last_seq = 1;
+	p->bad_crcs = 0;
+	p->secret_len = s->secret_len <= PS_SECRET_MAX ? s->secret_len : 0;
+	memcpy(p->secret, s->secret, sizeof(p->secret));
 	p->res->session_id = p->session_id;
 	r = persist(p);
 	if (r)
-		return send_error(p, r == -ENOSPC ? E(NO_SPACE) : E(INTERNAL),
-				  -r, "cannot persist session state: %s",
-				  strerror(-r));
-	m->u.hello->role = PTRACK__V1__ROLE__ROLE_PEER;
-	/* What this side does, not an echo of the source's wishes. */
-	m->u.hello->features = PTRACK__V1__FEATURE__FEATURE_RLE_BITMAP |
-			       PTRACK__V1__FEATURE__FEATURE_ZERO_PAGES |
-			       PTRACK__V1__FEATURE__FEATURE_RESUME;
-	if (p->o->incoming)
-		m->u.hello->features |= PTRACK__V1__FEATURE__FEATURE_SWITCHOVER;
-	return send_msg(p, T(HELLO), m->u.base);
+		return refuse(p, i, r == -ENOSPC ? E(NO_SPACE) : E(INTERNAL),
+			      -r, "cannot persist session state: %s",
+			      strerror(-r));
+	return bind_conn(p, i, 1);
 }
 
-static int send_resumed(struct peer *p)
+/* Whether @s proves the session: its id and its secret (in constant
+ * time). A session whose Hello had no secret cannot be resumed. */
+static int session_proven(const struct peer *p, const struct ps_session *s)
 {
-	Ptrack__V1__Resumed m = PTRACK__V1__RESUMED__INIT;
+	uint8_t d = 0;
+	size_t k;
 
-	m.session_id = p->session_id;
-	return send_msg(p, T(RESUMED), &m.base);
+	if (!p->have_session || s->session_id != p->session_id ||
+	    !p->secret_len || s->secret_len != p->secret_len)
+		return 0;
+	for (k = 0; k < p->secret_len; k++)
+		d |= p->secret[k] ^ s->secret[k];
+	return d == 0;
 }
 
-static int on_resume(struct peer *p, const struct pt_msg *m)
+static int on_resume(struct peer *p, unsigned int i, const struct ps_session *s)
 {
-	Ptrack__V1__Ack a = PTRACK__V1__ACK__INIT;
-	int r;
-
-	if (!p->have_session || m->u.resume->session_id != p->session_id)
-		return send_error(p, E(SESSION), EPROTO,
-				  "no such session here");
-	p->conn_ok = 1;
+	if (!session_proven(p, s))
+		return refuse(p, i, E(SESSION), EPROTO, "no such session here");
+	unbind_others(p, i);
 	if (p->complete)
 		p->complete_confirmed = 1;
-	a.seq = p->last_seq;
-	p->since_ack = 0;
-	r = send_msg(p, T(ACK), &a.base);
-	/* The question a source asks after losing us past Complete. */
-	if (!r && p->resumed)
-		r = send_resumed(p);
-	return r;
+	return bind_conn(p, i, 0);
 }
 
-/* A new round's dirty set replaces the previous round's. */
-static void track_round(struct peer *p, uint64_t round)
+static void add_stats(struct peer *p, const struct ps_stats *st)
 {
-	size_t i, n;
-
-	if (round == p->dirty_round)
-		return;
-	p->dirty_round = round;
-	for (i = 0; i < p->lay.n; i++) {
-		n = pt_bitmap_words(p->lay.r[i].npages) * 8;
-		memset(p->round_dirty[i], 0, n);
-		memset(p->stale[i], 0, n);
+	p->res->frames += st->frames;
+	p->res->pages += st->pages;
+	p->res->zero_pages += st->zero_pages;
+	p->res->duplicates += st->duplicates;
+	if (st->rounds) {
+		p->res->rounds = st->rounds;
+		p->res->stale_pages = st->stale_pages;
 	}
 }
 
-static void mark_dirty(struct peer *p, size_t ri, uint64_t page)
+static int on_ack(struct peer *p, unsigned int i, const struct ps_stats *st)
 {
-	p->round_dirty[ri][page / 64] |= 1ull << (page % 64);
-	p->stale[ri][page / 64] |= 1ull << (page % 64);
+	int r;
+
+	if (st->last_seq < p->last_seq)
+		return refuse(p, i, E(SEQUENCE), EPROTO, "ack back in time");
+	p->last_seq = st->last_seq;
+	add_stats(p, st);
+	r = persist(p);
+	if (r)
+		return refuse(p, i, r == -ENOSPC ? E(NO_SPACE) : E(INTERNAL),
+			      -r, "cannot persist session state: %s",
+			      strerror(-r));
+	return reply_ok(p, i);
 }
 
-static void on_bitmap(struct peer *p, const struct pt_msg *m)
+/* A chunk of the VMM's state: in order (a resent chunk rewrites what it
+ * covers), consistent, only for a VM. */
+static int on_state(struct peer *p, unsigned int i, const uint8_t *b, size_t n)
 {
-	const Ptrack__V1__DirtyBitmap *b = m->u.bitmap;
-	size_t ri = (size_t)(m->region - p->lay.r);
-	uint64_t i;
+	struct ps_state st;
 
-	track_round(p, b->round);
-	for (i = 0; i < b->page_count; i++)
-		if ((m->words[i / 64] >> (i % 64)) & 1)
-			mark_dirty(p, ri, b->first_page + i);
-}
-
-static void on_ring(struct peer *p, const struct pt_msg *m)
-{
-	const struct pt_region *rg;
-	uint64_t i, gpa;
-
-	track_round(p, m->u.ring->round);
-	for (i = 0; i < m->u.ring->count; i++) {
-		gpa = m->gfns[i] << PT_GFN_SHIFT;
-		rg = pt_layout_find_gpa(&p->lay, gpa);
-		mark_dirty(p, (size_t)(rg - p->lay.r),
-			   (gpa - rg->gpa_base) >> rg->page_shift);
+	memcpy(&st, b, sizeof(st));
+	if (!p->o->incoming)
+		return refuse(p, i, E(STATE), EPROTO,
+			      "VMM state sent, but no incoming VM here");
+	if (n != sizeof(st) + st.len || !st.len || st.len > PS_CHUNK ||
+	    !st.total || st.total > PT_STATE_MAX)
+		goto out_order;
+	if (!p->state) {
+		if (st.offset)
+			goto out_order;
+		p->state = malloc(st.total);
+		if (!p->state)
+			return refuse(p, i, E(INTERNAL), ENOMEM,
+				      "no memory for %" PRIu64
+				      " bytes of VMM state",
+				      st.total);
+		p->state_total = st.total;
+		p->state_crc = st.crc;
 	}
+	if (st.offset > p->state_got || st.total != p->state_total ||
+	    st.crc != p->state_crc || st.len > st.total - st.offset)
+		goto out_order;
+	memcpy(p->state + st.offset, b + sizeof(st), st.len);
+	p->state_got = st.offset + st.len;
+	return reply_ok(p, i);
+out_order:
+	return refuse(p, i, E(STATE), EBADMSG,
+		      "VMM state chunk %" PRIu64 "+%u of %" PRIu64
+		      " out of order (have %" PRIu64 " of %" PRIu64 ")",
+		      st.offset, st.len, st.total, p->state_got,
+		      p->state_total);
 }
 
-static void on_pages(struct peer *p, const struct pt_msg *m)
+static int on_complete(struct peer *p, unsigned int i,
+		       const struct ps_stats *st)
 {
-	const Ptrack__V1__PageData *d = m->u.pages;
-	size_t ri = (size_t)(m->region - p->lay.r);
-	uint32_t ps = m->region->page_size;
-	const uint8_t *src = m->payload;
-	uint64_t i, idx;
-	uint8_t *dst;
+	int r;
 
-	for (i = 0; i < m->n_pages; i++) {
-		idx = d->n_pages ? m->page_idx[i] : d->first_page + i;
-		dst = p->base[ri] + idx * ps;
-		if (pt_msg_page_is_zero(m, i)) {
-			memset(dst, 0, ps);
-			p->res->zero_pages++;
-		} else if (src) { /* NULL: received in place */
-			memcpy(dst, src, ps);
-			src += ps;
-		}
-		p->stale[ri][idx / 64] &= ~(1ull << (idx % 64));
-	}
-	p->res->pages += m->n_pages;
-}
-
-static uint64_t count_stale(struct peer *p)
-{
-	uint64_t n = 0;
-	size_t i;
-
-	for (i = 0; i < p->lay.n; i++)
-		n += pt_bitmap_count(p->stale[i],
-				     pt_bitmap_words(p->lay.r[i].npages));
-	return n;
-}
-
-static void on_iter(struct peer *p, const struct pt_msg *m)
-{
-	p->res->rounds = m->u.iter->round + 1;
-	p->res->stale_pages = count_stale(p);
-	if (!p->o->quiet)
-		fprintf(stderr,
-			"peer: round %" PRIu64 " stored: %" PRIu64
-			" dirty, %" PRIu64 " pages, %" PRIu64 " stale%s\n",
-			m->u.iter->round, m->u.iter->dirty_pages,
-			m->u.iter->pages_sent + m->u.iter->zero_pages,
-			p->res->stale_pages,
-			m->u.iter->final ? " (final)" : "");
-}
-
-static int on_complete(struct peer *p, const struct pt_msg *m)
-{
-	const Ptrack__V1__Complete *c = m->u.complete;
-	const struct pt_region *rg;
-	uint32_t crc;
-	size_t i;
-
-	if (c->n_checksums != p->lay.n)
-		return send_error(p, E(CHECKSUM), EBADMSG,
-				  "Complete has %zu checksums for %zu regions",
-				  c->n_checksums, p->lay.n);
-	for (i = 0; i < c->n_checksums; i++) {
-		rg = pt_layout_find(&p->lay, c->checksums[i]->region);
-		crc = pt_crc32c(0, p->base[rg - p->lay.r], rg->size);
-		if (crc != c->checksums[i]->crc32c)
-			return send_error(
-				p, E(CHECKSUM), EBADMSG,
-				"region %u: CRC32C 0x%08x, source says 0x%08x",
-				rg->id, crc, c->checksums[i]->crc32c);
-	}
 	if (p->o->incoming &&
 	    (!p->state_total || p->state_got != p->state_total ||
 	     pt_crc32c(0, p->state, p->state_total) != p->state_crc))
-		return send_error(p, E(STATE), EBADMSG,
-				  "VMM state incomplete or corrupt: %" PRIu64
-				  " of %" PRIu64 " bytes",
-				  p->state_got, p->state_total);
-	p->complete = 1; /* persisted by the Ack that follows */
-	return PEER_DONE;
-}
-
-/* A chunk of the VMM's state: in order, consistent, only for a VM. */
-static int on_state(struct peer *p, const struct pt_msg *m)
-{
-	const Ptrack__V1__VmmState *st = m->u.state;
-
-	if (!p->o->incoming)
-		return send_error(p, E(STATE), EPROTO,
-				  "VMM state sent, but no incoming VM here");
-	if (!p->state) {
-		if (st->offset)
-			goto out_order;
-		p->state = malloc(st->total);
-		if (!p->state)
-			return send_error(p, E(INTERNAL), ENOMEM,
-					  "no memory for %" PRIu64
-					  " bytes of VMM state",
-					  st->total);
-		p->state_total = st->total;
-		p->state_crc = st->crc32c;
+		return refuse(p, i, E(STATE), EBADMSG,
+			      "VMM state incomplete or corrupt: %" PRIu64
+			      " of %" PRIu64 " bytes",
+			      p->state_got, p->state_total);
+	if (st->last_seq < p->last_seq)
+		return refuse(p, i, E(SEQUENCE), EPROTO,
+			      "Complete back in time");
+	p->last_seq = st->last_seq;
+	add_stats(p, st);
+	p->complete = 1;
+	r = persist(p);
+	if (r) {
+		p->complete = 0;
+		return refuse(p, i, r == -ENOSPC ? E(NO_SPACE) : E(INTERNAL),
+			      -r, "cannot persist session state: %s",
+			      strerror(-r));
 	}
-	if (st->offset != p->state_got || st->total != p->state_total ||
-	    st->crc32c != p->state_crc)
-		goto out_order;
-	memcpy(p->state + st->offset, m->payload, st->length);
-	p->state_got += st->length;
-	return 0;
-out_order:
-	return send_error(p, E(STATE), EBADMSG,
-			  "VMM state chunk %" PRIu64 "+%" PRIu64 " of %" PRIu64
-			  " out of order (have %" PRIu64 " of %" PRIu64 ")",
-			  st->offset, st->length, st->total, p->state_got,
-			  p->state_total);
+	return reply_ok(p, i);
 }
 
 /*
@@ -706,312 +815,220 @@ out_order:
  * copy. Any failure stops the incoming VM and tells the source, whose
  * guest then resumes there.
  */
-static int switchover(struct peer *p)
+static int on_switch(struct peer *p, unsigned int i)
 {
 	struct pt_dirty_source *in = p->o->incoming;
-	int r = in->ops->load_state(in, p->state, p->state_total);
+	int r;
 
+	if (!in || !p->complete || p->resumed)
+		return refuse(p, i, E(SESSION), EPROTO,
+			      "no switchover to make");
+	r = in->ops->load_state(in, p->state, p->state_total);
 	if (r) {
 		in->ops->stop(in);
-		return send_error(p, E(STATE), -r,
-				  "the incoming VMM refused the state: %s",
-				  strerror(-r));
+		return refuse(p, i, E(STATE), -r,
+			      "the incoming VMM refused the state: %s",
+			      strerror(-r));
 	}
 	p->resumed = 1;
 	r = persist(p);
 	if (r) {
 		p->resumed = 0;
 		in->ops->stop(in);
-		return send_error(p, E(RESUME_FAILED), -r,
-				  "cannot record the switchover: %s",
-				  strerror(-r));
+		return refuse(p, i, E(RESUME_FAILED), -r,
+			      "cannot record the switchover: %s", strerror(-r));
 	}
 	r = in->ops->resume(in);
 	if (r) {
 		p->resumed = 0;
 		persist(p);
 		in->ops->stop(in);
-		return send_error(p, E(RESUME_FAILED), -r,
-				  "the incoming VMM cannot resume: %s",
-				  strerror(-r));
+		return refuse(p, i, E(RESUME_FAILED), -r,
+			      "the incoming VMM cannot resume: %s",
+			      strerror(-r));
 	}
 	p->res->switched_over = 1;
-	/* The source hears it on this connection or, if that broke, when
-	 * it reconnects and resumes the session. */
-	send_resumed(p);
-	return PEER_DONE;
-}
-
-static int ack(struct peer *p)
-{
-	Ptrack__V1__Ack a = PTRACK__V1__ACK__INIT;
-	int r = persist(p);
-
-	if (r)
-		return send_error(p, r == -ENOSPC ? E(NO_SPACE) : E(INTERNAL),
-				  -r, "cannot persist session state: %s",
-				  strerror(-r));
-	p->since_ack = 0;
-	a.seq = p->last_seq;
-	return send_msg(p, T(ACK), &a.base);
-}
-
-/* Stores one stream frame; duplicates of stored ones are only acked. */
-static int on_stream(struct peer *p, const struct pt_msg *m)
-{
-	int r = 0;
-
-	if (m->seq <= p->last_seq) {
-		p->res->duplicates++;
-		return m->flags & PT_FRAME_F_ACK_REQ ? ack(p) : 0;
-	}
-	if (m->seq != p->last_seq + 1)
-		return send_error(p, E(SEQUENCE), EPROTO,
-				  "frame %" PRIu64 " after %" PRIu64, m->seq,
-				  p->last_seq);
-	switch (m->type) {
-	case T(DIRTY_BITMAP):
-		on_bitmap(p, m);
-		break;
-	case T(DIRTY_RING):
-		on_ring(p, m);
-		break;
-	case T(PAGE_DATA):
-		on_pages(p, m);
-		break;
-	case T(ITERATION_DONE):
-		on_iter(p, m);
-		break;
-	case T(VMM_STATE):
-		r = on_state(p, m);
-		if (r < 0)
-			return r;
-		break;
-	case T(COMPLETE):
-		r = on_complete(p, m);
-		if (r < 0)
-			return r;
-		break;
-	default:
-		return send_error(p, E(SESSION), EPROTO,
-				  "unexpected message type %u", m->type);
-	}
-	p->last_seq = m->seq;
-	p->res->frames++;
-	if (r == PEER_DONE || m->flags & PT_FRAME_F_ACK_REQ ||
-	    ++p->since_ack >= p->o->ack_every) {
-		int a = ack(p);
-
-		if (a)
-			return a;
-	}
-	return r;
-}
-
-static int on_msg(struct peer *p, const struct pt_frame *f, struct pt_msg *m)
-{
-	if (m->type == T(HELLO))
-		p->hello_tried = 1;
-	switch (m->type) {
-	case T(HELLO):
-		return on_hello(p, f, m);
-	case T(RESUME):
-		return on_resume(p, m);
-	case T(ERROR):
-		return fail(p, m->u.error->code, ECONNABORTED, "source: %s: %s",
-			    pt_error_name(m->u.error->code), m->u.error->text);
-	case T(ACK):
-		return 0;
-	default:
-		if (!p->conn_ok)
-			return send_error(p, E(SESSION), EPROTO,
-					  "no Hello or Resume on this "
-					  "connection");
-		return on_stream(p, m);
-	}
-}
-
-static int on_frame(struct peer *p, const struct pt_frame *f)
-{
-	struct pt_error e = { 0 };
-	struct pt_msg m;
-	int r = pt_msg_decode(f, p->conn_ok ? &p->lay : NULL, &m, &e);
-
-	if (r)
-		return send_error(p, e.code, -r, "malformed frame: %s: %s",
-				  pt_error_name(e.code), e.text);
-	r = on_msg(p, f, &m);
-	pt_msg_release(&m);
-	return r;
-}
-
-/* ---- receiving -------------------------------------------------------- */
-
-/*
- * Reads one whole frame into the frame buffer and checks it, CRC
- * included, before any of it is stored: a bad frame never reaches
- * destination (or incoming guest) memory. The reader gives the header
- * io_timeout to arrive and the rest io_timeout after it (rd.timeout_ms).
- * 1 with @f, 0 at a clean end of stream, or a negative errno with @e.
- */
-static int next_frame(struct peer *p, struct pt_frame *f, struct pt_error *e)
-{
-	return pt_reader_next(&p->rd, f, e);
+	return reply_ok(p, i);
 }
 
 static int is_conn_error(int r)
 {
 	return r == -EPIPE || r == -ECONNRESET || r == -EAGAIN ||
-	       r == -ETIMEDOUT;
+	       r == -ETIMEDOUT || r == -EWOULDBLOCK;
 }
 
-/*
- * After Resumed: the source hangs up once it read it. Until then the
- * connection is kept; if it breaks instead, the source may not know and
- * will ask again on a new connection (serve() accepts until idle_ms).
- */
-static int linger(struct peer *p)
+/* Connection @i is over: PEER_DONE, 0 to go on, or the session's failure. */
+static int on_end(struct peer *p, unsigned int i, struct ps_end *e)
 {
-	uint8_t b[64];
-	ssize_t n;
+	int was_bound = p->bound == (int)i, r = e->r;
 
-	do
-		n = read(p->fd, b, sizeof(b));
-	while (n > 0 || (n < 0 && errno == EINTR));
-	return n == 0 ? PEER_DONE : -ECONNRESET;
-}
-
-/* Serves one connection: PEER_DONE, a connection error or a failure. */
-static int serve_conn(struct peer *p)
-{
-	struct pt_error e = { 0 };
-	struct pt_frame f = { 0 };
-	int r;
-
-	for (;;) {
-		r = next_frame(p, &f, &e);
-		if (r == 0)
-			return -ECONNRESET;
-		if (r < 0 && (is_conn_error(r) || r == -EWOULDBLOCK))
-			return r;
-		/* Corrupted in transit (nothing of it was stored): dropping
-		 * the connection makes the source resume after the last
-		 * acked frame and send it again. */
-		if (r < 0 && e.code == E(BAD_CRC) && p->conn_ok &&
-		    ++p->bad_crcs <= BAD_CRC_MAX) {
-			if (!p->o->quiet)
-				fprintf(stderr,
-					"peer: frame %" PRIu64
-					" arrived corrupted (%s): asking for it again\n",
-					f.hdr.seq, e.text);
-			return -ECONNRESET;
-		}
-		if (r < 0)
-			return send_error(p, e.code, -r,
-					  "malformed frame: %s: %s",
-					  pt_error_name(e.code), e.text);
-		r = on_frame(p, &f);
-		if (r == PEER_DONE && p->o->incoming && !p->resumed)
-			r = switchover(p);
-		if (r == PEER_DONE && p->resumed)
-			return linger(p);
-		if (r)
-			return r;
+	e->err[sizeof(e->err) - 1] = 0;
+	add_stats(p, &e->st);
+	if (was_bound && e->bad_crc)
+		p->bad_crcs++;
+	conn_kill(p, i, 0);
+	if (r == -ECONNREFUSED)
+		return 0; /* TLS refused it: the real source may still come */
+	if (r == PEER_DONE && was_bound && p->complete &&
+	    (!p->o->incoming || p->resumed))
+		return PEER_DONE;
+	if (r >= 0)
+		r = -ECONNRESET;
+	/* Garbage, stream frames or a bad Resume from a connection that
+	 * never opened a session (or a Hello refused next to a session that
+	 * stays): that client goes, the port stays for the real source. */
+	if (!e->conn_ok && (!e->hello_tried || p->have_session)) {
+		if (!p->o->quiet)
+			fprintf(stderr,
+				"peer: dropped a connection that opened no "
+				"session: %s\n",
+				e->err[0] ? e->err : strerror(-r));
+		return 0;
 	}
+	if (!is_conn_error(r))
+		return fail(p, e->code, -r, "%s",
+			    e->err[0] ? e->err : strerror(-r));
+	if (!p->o->quiet)
+		fprintf(stderr,
+			"peer: connection lost (%s) after seq %" PRIu64
+			", waiting for the source to resume\n",
+			strerror(-r), p->last_seq);
+	return 0;
 }
 
-static int accept_conn(struct peer *p)
+/* One message from connection @i. A child that breaks the protocol with
+ * its parent (or died) is treated as a lost connection. */
+static int on_ctl(struct peer *p, unsigned int i)
 {
-	struct pollfd pf = { .fd = p->lfd, .events = POLLIN };
-	int r = poll(&pf, 1, (int)p->o->idle_ms), fd;
-	char err[256];
+	int bound = p->bound == (int)i;
+	struct ps_end dead = { .r = -ECONNRESET,
+			       .conn_ok = (uint32_t)bound,
+			       .hello_tried = 1 };
+	uint32_t type = 0;
+	ssize_t n =
+		ps_recv(p->c[i].ctl, &type, p->buf, PS_MSG_MAX, NULL, 0, NULL);
 
+	if (n == -EAGAIN || n == -EINTR)
+		return 0;
+	if (n < 0)
+		return on_end(p, i, &dead);
+	if (type == PS_HELLO && n == sizeof(struct ps_session))
+		return on_hello(p, i, (struct ps_session *)(void *)p->buf);
+	if (type == PS_RESUME && n == sizeof(struct ps_session))
+		return on_resume(p, i, (struct ps_session *)(void *)p->buf);
+	if (type == PS_END && n == sizeof(struct ps_end))
+		return on_end(p, i, (struct ps_end *)(void *)p->buf);
+	if (!bound)
+		return on_end(p, i, &dead);
+	if (type == PS_ACK && n == sizeof(struct ps_stats))
+		return on_ack(p, i, (struct ps_stats *)(void *)p->buf);
+	if (type == PS_STATE && (size_t)n >= sizeof(struct ps_state))
+		return on_state(p, i, p->buf, (size_t)n);
+	if (type == PS_COMPLETE && n == sizeof(struct ps_stats))
+		return on_complete(p, i, (struct ps_stats *)(void *)p->buf);
+	if (type == PS_SWITCH && n == 0)
+		return on_switch(p, i);
+	return on_end(p, i, &dead);
+}
+
+/* No connection for idle_ms. */
+static int idle_end(struct peer *p)
+{
 	/* Restarted after it acked Complete: a success only once that
 	 * session's source asked (Resume) and was told; a state file alone
 	 * proves nothing about who left it. */
-	if (r == 0 && p->complete && p->complete_confirmed)
+	if (p->complete && p->complete_confirmed)
 		return PEER_DONE;
-	if (r == 0 && p->complete)
+	if (p->complete)
 		return fail(p, E(SESSION), ETIMEDOUT,
 			    "a completed session %016" PRIx64
 			    " was restored, but its source never asked for "
 			    "it in %" PRIu64 " ms",
 			    p->session_id, p->o->idle_ms);
-	if (r == 0)
-		return fail(p, E(SESSION), ETIMEDOUT,
-			    "no source connected for %" PRIu64 " ms",
-			    p->o->idle_ms);
-	if (r < 0)
-		return -errno;
-	fd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	/* An unauthenticated party never reaches the protocol, and gets
-	 * nothing but the TLS alert. */
-	if (p->o->tls)
-		fd = pt_link_secure(p->o->tls, fd, NULL, p->o->io_timeout_ms,
-				    err, sizeof(err));
-	else if (!p->o->quiet) /* quiet: the caller warned (service) */
-		pt_link_warn_plain();
-	if (fd < 0) {
+	return fail(p, E(SESSION), ETIMEDOUT,
+		    "no source connected for %" PRIu64 " ms", p->o->idle_ms);
+}
+
+/* @timeout shortened to the first unbound connection's deadline. */
+static int stuck_timeout(const struct peer *p, int timeout)
+{
+	uint64_t now = now_ms(), d;
+	unsigned int k;
+
+	for (k = 0; k < CONN_MAX; k++) {
+		if (p->c[k].ctl < 0 || !p->c[k].deadline)
+			continue;
+		d = p->c[k].deadline > now ? p->c[k].deadline - now : 0;
+		if (timeout < 0 || d < (uint64_t)timeout)
+			timeout = (int)d;
+	}
+	return timeout;
+}
+
+static int kill_stuck(struct peer *p)
+{
+	uint64_t now = now_ms();
+	unsigned int k;
+	int n = 0;
+
+	for (k = 0; k < CONN_MAX; k++) {
+		if (p->c[k].ctl < 0 || !p->c[k].deadline ||
+		    p->c[k].deadline > now)
+			continue;
 		if (!p->o->quiet)
-			fprintf(stderr, "peer: connection refused: %s\n", err);
-		return -ECONNREFUSED;
+			fprintf(stderr, "peer: dropped a connection that "
+					"opened no session in time\n");
+		conn_kill(p, k, 1);
+		n++;
 	}
-	p->fd = fd;
-	p->conn_ok = p->hello_tried = 0;
-	r = pt_sock_timeouts(p->fd, p->o->io_timeout_ms);
-	if (!r)
-		r = pt_reader_init(&p->rd, p->fd, PT_FRAME_MAX_DEFAULT);
-	p->rd.timeout_ms = p->o->io_timeout_ms;
-	if (r) {
-		close(p->fd);
-		p->fd = -1;
-	}
-	return r;
+	return n;
 }
 
 static int serve(struct peer *p)
 {
-	int r;
+	struct pollfd pf[CONN_MAX + 1];
+	unsigned int slot[CONN_MAX + 1], n, k;
+	uint64_t idle_from = now_ms(), t;
+	int r, timeout;
 
 	for (;;) {
-		r = accept_conn(p);
-		if (r == PEER_DONE)
-			return 0;
-		if (r == -ECONNREFUSED)
-			continue; /* the real source may still come */
-		if (r)
-			return r;
-		r = serve_conn(p);
-		pt_reader_release(&p->rd);
-		close(p->fd);
-		p->fd = -1;
-		if (r == PEER_DONE)
-			return 0;
-		/* Garbage, stream frames or a bad Resume from a connection
-		 * that never opened a session (or a Hello refused next to a
-		 * session that stays): that client goes, the port stays for
-		 * the real source. */
-		if (!p->conn_ok && (!p->hello_tried || p->have_session)) {
-			if (!p->o->quiet)
-				fprintf(stderr,
-					"peer: dropped a connection that "
-					"opened no session: %s\n",
-					p->res->err[0] ? p->res->err
-						       : strerror(-r));
-			p->res->err[0] = 0;
-			p->res->code = 0;
+		n = 0;
+		pf[n++] = (struct pollfd){ .fd = p->lfd, .events = POLLIN };
+		for (k = 0; k < CONN_MAX; k++)
+			if (p->c[k].ctl >= 0) {
+				slot[n] = k;
+				pf[n++] = (struct pollfd){ .fd = p->c[k].ctl,
+							   .events = POLLIN };
+			}
+		t = now_ms() - idle_from;
+		timeout = p->nconns	       ? -1
+			  : t >= p->o->idle_ms ? 0
+					       : (int)(p->o->idle_ms - t);
+		timeout = stuck_timeout(p, timeout);
+		r = poll(pf, n, timeout);
+		if (r < 0 && errno == EINTR)
 			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0 && !p->nconns)
+			return idle_end(p);
+		if (kill_stuck(p))
+			idle_from = now_ms();
+		for (k = 1; k < n; k++) {
+			if (!pf[k].revents)
+				continue;
+			r = on_ctl(p, slot[k]);
+			if (p->c[slot[k]].ctl < 0)
+				idle_from = now_ms();
+			if (r)
+				return r;
 		}
-		/* A broken connection: the source will reconnect. */
-		if (!is_conn_error(r) && r != -EWOULDBLOCK)
-			return r;
-		if (!p->o->quiet)
-			fprintf(stderr,
-				"peer: connection lost (%s) after seq %" PRIu64
-				", waiting for the source to resume\n",
-				strerror(-r), p->last_seq);
+		if (pf[0].revents & POLLIN) {
+			r = accept_one(p);
+			idle_from = now_ms();
+			if (r)
+				return r;
+		}
 	}
 }
 
@@ -1051,13 +1068,44 @@ static uint64_t default_max_mem(const struct pt_peer_opts *o)
 	return have;
 }
 
+/* The user connection children run as (only when started as root). */
+static int privsep_user(struct peer *p)
+{
+	const char *name = p->o->privsep_user ? p->o->privsep_user : "ptrack";
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+
+	if (p->o->privsep_thread || geteuid() != 0)
+		return 0;
+	if (getpwnam_r(name, &pw, buf, sizeof(buf), &res) || !res) {
+		if (p->o->privsep_user)
+			return fail(p, E(INTERNAL), ENOENT,
+				    "no user %s for the connection children",
+				    name);
+		if (getpwnam_r("nobody", &pw, buf, sizeof(buf), &res) || !res)
+			return fail(p, E(INTERNAL), ENOENT,
+				    "no user ptrack or nobody for the "
+				    "connection children");
+	}
+	if (pw.pw_uid == 0)
+		return fail(p, E(INTERNAL), EPERM,
+			    "connection children must not run as root (%s)",
+			    name);
+	p->uid = pw.pw_uid;
+	p->gid = pw.pw_gid;
+	return 0;
+}
+
 int pt_peer_run(const struct pt_peer_opts *opts, struct pt_peer_result *res)
 {
 	struct pt_peer_opts o = *opts;
-	struct peer p = { .o = &o, .res = res, .fd = -1, .memfd = -1 };
+	struct peer p = { .o = &o, .res = res, .memfd = -1, .bound = -1 };
+	unsigned int k;
 	int r;
 
 	memset(res, 0, sizeof(*res));
+	for (k = 0; k < CONN_MAX; k++)
+		p.c[k].ctl = -1;
 	signal(SIGPIPE, SIG_IGN);
 	if (!o.ack_every)
 		o.ack_every = PT_ACK_EVERY_DEFAULT;
@@ -1067,20 +1115,29 @@ int pt_peer_run(const struct pt_peer_opts *opts, struct pt_peer_result *res)
 		o.idle_ms = 60000;
 	if (!o.max_mem)
 		o.max_mem = default_max_mem(&o);
+	r = privsep_user(&p);
+	if (r)
+		return r;
+	p.buf = malloc(PS_MSG_MAX);
+	if (!p.buf)
+		return fail(&p, E(INTERNAL), ENOMEM, "out of memory");
 	p.lfd = o.lfd >= 0 ? o.lfd : pt_tcp_listen(o.listen);
-	if (p.lfd < 0)
+	if (p.lfd < 0) {
+		free(p.buf);
 		return fail(&p, E(INTERNAL), -p.lfd, "cannot listen on %s: %s",
 			    o.listen, strerror(-p.lfd));
-	r = pt_txframe_init(&p.tx);
-	if (!r)
-		r = load_state(&p);
+	}
+	r = load_state(&p);
 	if (!r)
 		r = serve(&p);
+	if (r == PEER_DONE)
+		r = 0;
 	if (r && !res->err[0])
 		fail(&p, E(INTERNAL), -r, "%s", strerror(-r));
-	pt_txframe_release(&p.tx);
-	unmap_dest(&p);
-	free(p.hello);
+	for (k = 0; k < CONN_MAX; k++)
+		conn_kill(&p, k, 1);
+	drop_dest(&p);
+	free(p.buf);
 	if (o.lfd < 0)
 		close(p.lfd);
 	return r;

@@ -77,6 +77,8 @@ struct src {
 	struct pt_dirty_source *ds;
 	struct pt_dirty_sink sink;
 	struct pt_layout lay;
+	/* Proves a Resume comes from this session's source. */
+	uint8_t secret[32];
 	struct pt_mem_region *mr[PT_LAYOUT_MAX_REGIONS];
 	uint64_t *dirty[PT_LAYOUT_MAX_REGIONS];
 	struct batch *batches;
@@ -369,6 +371,8 @@ static int build_hello(struct src *s, uint64_t seq, uint16_t flags,
 	if (s->ds->ops->save_state && !s->o->copy_only)
 		h.features |= PTRACK__V1__FEATURE__FEATURE_SWITCHOVER;
 	h.session_id = s->res->session_id;
+	h.resume_secret.data = s->secret;
+	h.resume_secret.len = sizeof(s->secret);
 	return pt_frame_build(&s->tx, T(HELLO), flags, seq, &h.base, NULL, 0,
 			      PT_FRAME_MAX_DEFAULT, e);
 }
@@ -786,6 +790,8 @@ static int send_resume(struct src *s)
 
 	m.session_id = s->res->session_id;
 	m.last_acked_seq = s->acked;
+	m.secret.data = s->secret;
+	m.secret.len = sizeof(s->secret);
 	/* Seq 0: Resume is a handshake, not part of the stream. */
 	r = pt_frame_build(&s->tx, T(RESUME), PT_FRAME_F_ACK_REQ, 0, &m.base,
 			   NULL, 0, PT_FRAME_MAX_DEFAULT, &e);
@@ -1519,6 +1525,10 @@ int pt_migrate(struct pt_dirty_source *ds, const struct pt_source_opts *opts,
 		    sizeof(res->session_id) ||
 	    !res->session_id)
 		res->session_id = s.t_start | 1;
+	if (getrandom(s.secret, sizeof(s.secret), 0) != sizeof(s.secret))
+		return fail(&s, E(INTERNAL), EIO,
+			    "no random bytes for the "
+			    "session secret");
 	r = setup_layout(&s);
 	if (!r && (r = setup_buffers(&s)))
 		fail(&s, E(INTERNAL), -r, "out of memory");

@@ -34,6 +34,9 @@ struct pt_tls {
 	gnutls_psk_client_credentials_t psk_cli;
 	gnutls_priority_t prio;
 	char *allowed, *hostname;
+	/* Server PSK: the key file's text, read once at start (the
+	 * connection children that do the handshake cannot open files). */
+	char *psk_keys;
 	/* Relays still running: pt_tls_free waits for them to flush. */
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
@@ -132,6 +135,58 @@ static int load_psk_client(struct pt_tls *t, const struct pt_tls_opts *o,
 	return r ? -1 : 0;
 }
 
+/* The whole key file (psktool's "identity:hex" lines), NUL-terminated. */
+static char *read_keys(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *b = NULL;
+	size_t n = 0, cap = 0, got;
+
+	if (!f)
+		return NULL;
+	do {
+		if (n + 1024 + 1 > cap) {
+			char *nb = realloc(b, cap = cap * 2 + 2048);
+
+			if (!nb || cap > (1u << 20)) {
+				free(nb ? nb : b);
+				fclose(f);
+				errno = EFBIG;
+				return NULL;
+			}
+			b = nb;
+		}
+		got = fread(b + n, 1, 1024, f);
+		n += got;
+	} while (got);
+	fclose(f);
+	b[n] = 0;
+	return b;
+}
+
+/* The key of @user from the keys read at start (GnuTLS's callback). */
+static int psk_lookup(gnutls_session_t s, const char *user, gnutls_datum_t *key)
+{
+	const struct pt_tls *t = gnutls_session_get_ptr(s);
+	const char *l = t ? t->psk_keys : NULL, *end, *colon;
+	size_t ul = strlen(user);
+	gnutls_datum_t hex;
+
+	for (; l && *l; l = *end ? end + 1 : end) {
+		end = l + strcspn(l, "\n");
+		colon = memchr(l, ':', (size_t)(end - l));
+		if (!colon || (size_t)(colon - l) != ul ||
+		    memcmp(l, user, ul) != 0)
+			continue;
+		hex.data = (unsigned char *)colon + 1;
+		hex.size = (unsigned int)(end - colon - 1);
+		while (hex.size && hex.data[hex.size - 1] == '\r')
+			hex.size--;
+		return gnutls_hex_decode2(&hex, key) ? -1 : 0;
+	}
+	return -1;
+}
+
 static int load_psk(struct pt_tls *t, const struct pt_tls_opts *o, char *err,
 		    size_t len)
 {
@@ -143,15 +198,16 @@ static int load_psk(struct pt_tls *t, const struct pt_tls_opts *o, char *err,
 	}
 	if (!t->server)
 		return load_psk_client(t, o, err, len);
-	if (access(o->psk_file, R_OK)) {
+	t->psk_keys = read_keys(o->psk_file);
+	if (!t->psk_keys) {
 		snprintf(err, len, "TLS PSK file %s: %s", o->psk_file,
 			 strerror(errno));
 		return -1;
 	}
 	r = gnutls_psk_allocate_server_credentials(&t->psk_srv);
 	if (!r)
-		r = gnutls_psk_set_server_credentials_file(t->psk_srv,
-							   o->psk_file);
+		gnutls_psk_set_server_credentials_function(t->psk_srv,
+							   psk_lookup);
 	return r ? gerr(err, len, r, "TLS PSK file") : 0;
 }
 
@@ -224,6 +280,10 @@ void pt_tls_free(struct pt_tls *t)
 	pthread_mutex_destroy(&t->lock);
 	free(t->allowed);
 	free(t->hostname);
+	if (t->psk_keys) {
+		explicit_bzero(t->psk_keys, strlen(t->psk_keys));
+		free(t->psk_keys);
+	}
 	free(t);
 }
 
@@ -305,6 +365,7 @@ static int session_new(const struct pt_tls *t, gnutls_session_t *s, int fd,
 		gnutls_deinit(*s);
 		return gerr(err, len, r, "TLS session"), -EINVAL;
 	}
+	gnutls_session_set_ptr(*s, (void *)t);
 	gnutls_transport_set_int(*s, fd);
 	return 0;
 }

@@ -6,7 +6,10 @@
  * small regions), then turns the input into stream frames with correct
  * CRCs, so the fuzzer reaches what lies behind them: dirty sets, pages,
  * IterationDone, Complete and its checksums, Resume, duplicates and
- * misordered frames. Each input chunk is
+ * misordered frames. The connection's side of the privilege separation
+ * runs in a thread here (pt_peer_opts.privsep_thread), talking to the
+ * listener over the same socketpair messages as a forked child does.
+ * Each input chunk is
  *   u8 type, u8 flags (bit 0: ACK_REQ, bit 1: take seq from the input),
  *   [u64 seq], u16 msg_len, msg bytes, u8 payload_pages
  * and the payload is payload_pages * 4 KiB of a pattern.
@@ -223,7 +226,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct run r = { .o = { .io_timeout_ms = 1000,
 				.idle_ms = 1,
 				.max_mem = 1 << 20,
-				.quiet = 1 } };
+				.quiet = 1,
+				/* The child's code in a thread: the fuzzer
+				 * sees its coverage. */
+				.privsep_thread = 1 } };
 	struct out o = { .b = malloc(MAXOUT) };
 	pthread_t th;
 	int lfd, fd;

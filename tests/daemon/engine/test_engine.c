@@ -53,6 +53,27 @@ static void *source_thread(void *arg)
 
 /* The peer's private (anonymous) resident memory in KiB; its destination
  * memory is a shared file mapping and not counted. */
+static uint64_t rss_anon_kib(pid_t pid);
+
+/* The peer and its connection children (privilege separation): what
+ * serving a migration costs the destination. */
+static uint64_t peer_anon_kib(pid_t pid)
+{
+	char path[96];
+	uint64_t kib = rss_anon_kib(pid);
+	FILE *f;
+	int c;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid,
+		 (int)pid);
+	f = fopen(path, "r");
+	while (f && fscanf(f, "%d", &c) == 1)
+		kib += rss_anon_kib((pid_t)c);
+	if (f)
+		fclose(f);
+	return kib;
+}
+
 static uint64_t rss_anon_kib(pid_t pid)
 {
 	char path[64], line[256];
@@ -100,7 +121,7 @@ static void migrate(struct run *r)
 		restart_peer(r, port);
 	}
 	while (r->sample_rss && pthread_tryjoin_np(r->th, NULL) != 0) {
-		uint64_t kib = rss_anon_kib(r->peer);
+		uint64_t kib = peer_anon_kib(r->peer);
 
 		if (kib > r->peer_rss_kib)
 			r->peer_rss_kib = kib;

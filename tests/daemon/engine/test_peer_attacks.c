@@ -9,11 +9,14 @@
  * transit (recovered by retransmission). Plain TCP here: these test the
  * protocol behind the TLS handshake (test_tls.c tests that one).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -538,9 +541,247 @@ static void test_trickled_ack(void)
 	msrc_destroy(m);
 }
 
+/* A process of ours (the peer's connection child), its pid or 0. */
+static pid_t find_conn_child(int ms)
+{
+	char path[300], line[256], name[64];
+	pid_t found = 0;
+	int ppid, waited;
+	DIR *d;
+	struct dirent *de;
+	FILE *f;
+
+	for (waited = 0; !found && waited < ms; waited += 20) {
+		d = opendir("/proc");
+		while (d && !found && (de = readdir(d))) {
+			if (de->d_name[0] < '0' || de->d_name[0] > '9')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%s/stat",
+				 de->d_name);
+			f = fopen(path, "r");
+			if (!f)
+				continue;
+			if (fgets(line, sizeof(line), f) &&
+			    sscanf(line, "%*d (%63[^)]) %*c %d", name, &ppid) ==
+				    2 &&
+			    ppid == getpid() && !strcmp(name, "ptrack-conn"))
+				found = (pid_t)atoi(de->d_name);
+			fclose(f);
+		}
+		if (d)
+			closedir(d);
+		if (!found)
+			usleep(20000);
+	}
+	return found;
+}
+
+/* The value after "@key:" in /proc/@pid/status. */
+static int status_field(pid_t pid, const char *key, char *out, size_t len)
+{
+	char path[64], line[256];
+	size_t kl = strlen(key);
+	FILE *f;
+	int r = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, kl) && line[kl] == ':') {
+			snprintf(out, len, "%s",
+				 line + kl + 1 + strspn(line + kl + 1, " \t"));
+			out[strcspn(out, "\n")] = 0;
+			r = 0;
+			break;
+		}
+	if (f)
+		fclose(f);
+	return r;
+}
+
+/*
+ * Issue 14, privilege separation: the process that reads a connection's
+ * bytes is not the daemon. It runs as an unprivileged user with no
+ * capability, cannot gain any, is under seccomp and has no shared
+ * mapping (no guest memory) before a session is bound to it.
+ */
+static void test_conn_unprivileged(void)
+{
+	struct msrc_opts mo = { .size = 4 * MIB, .writers = 1, .rate = 2000 };
+	struct pt_source_result res;
+	struct apeer p = { 0 };
+	char v[128], path[64], line[512];
+	unsigned int uid[4] = { 0 };
+	struct msrc *m;
+	FILE *f;
+	pid_t child;
+	int fd, shared = 0;
+
+	CU_ASSERT_FATAL(msrc_create(&m, &mo) == 0); /* shared guest memory */
+	apeer_start(&p, NULL, 15000);
+	fd = attacker_connect(p.to);
+	child = find_conn_child(3000);
+	CU_ASSERT_FATAL(child > 0);
+	CU_ASSERT(status_field(child, "Uid", v, sizeof(v)) == 0);
+	CU_ASSERT(sscanf(v, "%u %u %u %u", &uid[0], &uid[1], &uid[2],
+			 &uid[3]) == 4);
+	if (geteuid() == 0)
+		CU_ASSERT(uid[0] && uid[1] && uid[2] && uid[3]);
+	CU_ASSERT(status_field(child, "CapEff", v, sizeof(v)) == 0);
+	if (geteuid() == 0)
+		CU_ASSERT_STRING_EQUAL(v, "0000000000000000");
+	CU_ASSERT(status_field(child, "NoNewPrivs", v, sizeof(v)) == 0);
+	CU_ASSERT_STRING_EQUAL(v, "1");
+	CU_ASSERT(status_field(child, "Seccomp", v, sizeof(v)) == 0);
+	CU_ASSERT_STRING_EQUAL(v, "2");
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)child);
+	f = fopen(path, "r");
+	CU_ASSERT_FATAL(f != NULL);
+	while (fgets(line, sizeof(line), f)) {
+		char perm[8] = "";
+
+		if (sscanf(line, "%*x-%*x %7s", perm) == 1 && perm[3] == 's')
+			shared++;
+	}
+	fclose(f);
+	CU_ASSERT_EQUAL(shared, 0);
+	close(fd);
+	CU_ASSERT_EQUAL(migrate_to(p.to, m, &res), 0);
+	apeer_join(&p);
+	CU_ASSERT_EQUAL(p.rc, 0);
+	msrc_destroy(m);
+	eu_rmdir(p.dir);
+}
+
+/*
+ * Finding 6a: two idle connections and a slow-loris client opened first
+ * do not take the port from the real source. The peer serves them at the
+ * same time, so the source migrates at once, long before their io
+ * timeout (5 s each: one at a time, the source would wait 15 s).
+ */
+static void test_idle_connections_concurrent(void)
+{
+	static const uint8_t part[3] = { 0x50, 0x54, 0x46 };
+	struct msrc_opts mo = { .size = 4 * MIB, .writers = 1, .rate = 2000 };
+	struct pt_source_result res;
+	struct apeer p = { .o = { .io_timeout_ms = 5000 } };
+	struct timespec t0, t1;
+	struct msrc *m;
+	int idle1, idle2, loris;
+	long ms;
+
+	CU_ASSERT_FATAL(msrc_create(&m, &mo) == 0);
+	apeer_start(&p, NULL, 15000);
+	idle1 = attacker_connect(p.to);
+	idle2 = attacker_connect(p.to);
+	loris = attacker_connect(p.to);
+	CU_ASSERT(write(loris, part, sizeof(part)) == sizeof(part));
+	usleep(200000);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CU_ASSERT_EQUAL(migrate_to(p.to, m, &res), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 +
+	     (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	fprintf(stderr, "\n    migrated past 3 stalled connections in %ld ms\n",
+		ms);
+	CU_ASSERT(ms < 5000);
+	apeer_join(&p);
+	CU_ASSERT_EQUAL(p.rc, 0);
+	close(idle1);
+	close(idle2);
+	close(loris);
+	msrc_destroy(m);
+	eu_rmdir(p.dir);
+}
+
+/* The first frame's type the peer sends on @fd, -1: none. */
+static int read_type(int fd)
+{
+	struct pt_reader rd;
+	struct pt_frame f;
+	int t = -1;
+
+	if (pt_reader_init(&rd, fd, PT_FRAME_MAX_DEFAULT))
+		return -1;
+	if (pt_reader_next(&rd, &f, NULL) == 1) {
+		struct pt_msg m;
+
+		t = f.hdr.type;
+		if (t == T(ERROR) && !pt_msg_decode(&f, NULL, &m, NULL)) {
+			fprintf(stderr, "\n    peer: %s\n", m.u.error->text);
+			pt_msg_release(&m);
+		}
+	}
+	pt_reader_release(&rd);
+	return t;
+}
+
+/*
+ * Finding 1b, Resume: knowing (or guessing) the session id is not enough
+ * to take a session over; the Resume must carry the secret its Hello
+ * sent inside the authenticated link.
+ */
+static void test_resume_needs_secret(void)
+{
+	static uint8_t uuid[16] = { 7 }, secret[32] = { 1, 2, 3, 4, 5 },
+		       wrong[32] = { 1, 2, 3, 4, 6 };
+	Ptrack__V1__Hello h = PTRACK__V1__HELLO__INIT;
+	Ptrack__V1__Region rg = PTRACK__V1__REGION__INIT, *rp = &rg;
+	Ptrack__V1__Resume rs = PTRACK__V1__RESUME__INIT;
+	struct apeer p = { 0 };
+	int fd;
+
+	apeer_start(&p, NULL, 1500);
+	rg.id = 1;
+	rg.size = 16 * 4096;
+	rg.page_size = 4096;
+	h.version = PT_PROTO_VERSION;
+	h.role = PTRACK__V1__ROLE__ROLE_SOURCE;
+	h.vm_name = "guessme";
+	h.vm_uuid.data = uuid;
+	h.vm_uuid.len = 16;
+	h.n_regions = 1;
+	h.regions = &rp;
+	h.vcpus = 1;
+	h.dirty_source = PTRACK__V1__DIRTY_SOURCE__DIRTY_SOURCE_BITMAP;
+	h.features = PTRACK__V1__FEATURE__FEATURE_RESUME;
+	h.session_id = 0x1234;
+	h.resume_secret.data = secret;
+	h.resume_secret.len = sizeof(secret);
+	fd = attacker_connect(p.to);
+	CU_ASSERT_EQUAL(send_frame(fd, T(HELLO), 1, &h.base, NULL, 0), 0);
+	CU_ASSERT_EQUAL(read_type(fd), T(HELLO));
+	close(fd);
+	/* The right id without the secret, then with a wrong one. */
+	rs.session_id = 0x1234;
+	fd = attacker_connect(p.to);
+	send_frame(fd, T(RESUME), 0, &rs.base, NULL, 0);
+	CU_ASSERT_EQUAL(read_error(fd, NULL, 0), E(SESSION));
+	close(fd);
+	rs.secret.data = wrong;
+	rs.secret.len = sizeof(wrong);
+	fd = attacker_connect(p.to);
+	send_frame(fd, T(RESUME), 0, &rs.base, NULL, 0);
+	CU_ASSERT_EQUAL(read_error(fd, NULL, 0), E(SESSION));
+	close(fd);
+	/* The session's own source. */
+	rs.secret.data = secret;
+	rs.secret.len = sizeof(secret);
+	fd = attacker_connect(p.to);
+	send_frame(fd, T(RESUME), 0, &rs.base, NULL, 0);
+	CU_ASSERT_EQUAL(read_type(fd), T(ACK));
+	close(fd);
+	apeer_join(&p);
+	CU_ASSERT(p.rc < 0); /* nobody completed it */
+	eu_rmdir(p.dir);
+}
+
 PT_SUITE(peer_attacks, PT_TEST(test_unbound_connections_refused),
 	 PT_TEST(test_hello_over_limit),
 	 PT_TEST(test_completed_destination_kept),
 	 PT_TEST(test_state_invalidated_first),
 	 PT_TEST(test_bad_crc_retransmitted), PT_TEST(test_trickle_deadline),
-	 PT_TEST(test_overlapping_regions_refused), PT_TEST(test_trickled_ack));
+	 PT_TEST(test_overlapping_regions_refused), PT_TEST(test_trickled_ack),
+	 PT_TEST(test_conn_unprivileged),
+	 PT_TEST(test_idle_connections_concurrent),
+	 PT_TEST(test_resume_needs_secret));
