@@ -1082,10 +1082,12 @@ static int privsep_user(struct peer *p)
 			return fail(p, E(INTERNAL), ENOENT,
 				    "no user %s for the connection children",
 				    name);
-		if (getpwnam_r("nobody", &pw, buf, sizeof(buf), &res) || !res)
-			return fail(p, E(INTERNAL), ENOENT,
-				    "no user ptrack or nobody for the "
-				    "connection children");
+		/* A minimal system (the arm64 test bed's initramfs) may
+		 * have no user database: nobody's usual ids then. */
+		if (getpwnam_r("nobody", &pw, buf, sizeof(buf), &res) || !res) {
+			p->uid = p->gid = 65534;
+			return 0;
+		}
 	}
 	if (pw.pw_uid == 0)
 		return fail(p, E(INTERNAL), EPERM,
