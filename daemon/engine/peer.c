@@ -77,6 +77,7 @@ struct conn {
 	pid_t pid;
 	int pidfd;
 	pthread_t th; /* privsep_thread */
+	int reaped, status; /* waitpid's, once the child ended */
 	/* Killed if still unbound then: a child stuck before it could
 	 * even report (the frame reader and the handshake have their own
 	 * deadlines, this one does not trust them). 0: bound. */
@@ -440,17 +441,71 @@ static void conn_kill(struct peer *p, unsigned int i, int now)
 		/* A child that said it ended has a moment to flush the
 		 * link's last records; one that did not is killed. */
 		pf = (struct pollfd){ .fd = c->pidfd, .events = POLLIN };
-		if (now || poll(&pf, 1, 6000) != 1)
+		if (!c->reaped && (now || poll(&pf, 1, 6000) != 1))
 			kill(c->pid, SIGKILL);
-		while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
+		while (!c->reaped && waitpid(c->pid, NULL, 0) < 0 &&
+		       errno == EINTR)
 			;
 		close(c->pidfd);
+		c->reaped = 0;
 	}
 	close(c->ctl);
 	c->ctl = -1;
 	p->nconns--;
 	if (p->bound == (int)i)
 		p->bound = -1;
+}
+
+/* How connection @i's child ended, once it did (waiting at most @ms). */
+static void conn_reap(struct peer *p, unsigned int i, int ms)
+{
+	struct conn *c = &p->c[i];
+	struct pollfd pf = { .fd = c->pidfd, .events = POLLIN };
+
+	if (p->o->privsep_thread || c->reaped || poll(&pf, 1, ms) != 1)
+		return;
+	while (waitpid(c->pid, &c->status, 0) < 0)
+		if (errno != EINTR)
+			return;
+	c->reaped = 1;
+}
+
+/*
+ * Whether the destination memory is still whole: a file (or an incoming
+ * VM's region) shrunk under the migration makes the child's stores fault
+ * (SIGBUS). That ends the child, never this process, and fails the
+ * session. 0, or -EFAULT with the reason in @why.
+ */
+static int dest_check(struct peer *p, char *why, size_t len)
+{
+	const struct pt_dirty_source *in = p->o->incoming;
+	struct stat st;
+	size_t k;
+
+	if (!in) {
+		if (p->memfd >= 0 && !fstat(p->memfd, &st) &&
+		    (uint64_t)st.st_size < p->mem_size) {
+			snprintf(why, len,
+				 "destination %s shrank to %" PRIu64
+				 " of %" PRIu64 " bytes under the migration",
+				 p->o->mem_path ? p->o->mem_path : "memfd",
+				 (uint64_t)st.st_size, p->mem_size);
+			return -EFAULT;
+		}
+		return 0;
+	}
+	for (k = 0; k < in->nregions; k++)
+		if (in->regions[k].fd >= 0 && !fstat(in->regions[k].fd, &st) &&
+		    S_ISREG(st.st_mode) &&
+		    (uint64_t)st.st_size < (uint64_t)in->regions[k].offset +
+						   in->regions[k].size) {
+			snprintf(why, len,
+				 "incoming VM '%s': region %u shrank under "
+				 "the migration",
+				 in->name, in->regions[k].id);
+			return -EFAULT;
+		}
+	return 0;
 }
 
 /* Before another connection gets the memory: the old writer is gone. */
@@ -588,6 +643,10 @@ static int bind_conn(struct peer *p, unsigned int i, int fresh)
 	int fds[PT_LAYOUT_MAX_REGIONS];
 	size_t k;
 
+	char why[256];
+
+	if (dest_check(p, why, sizeof(why)))
+		return fail(p, E(INTERNAL), EFAULT, "%s", why);
 	b.lay = p->lay;
 	b.crc_left = p->bad_crcs < BAD_CRC_MAX ? BAD_CRC_MAX - p->bad_crcs : 0;
 	if (p->o->incoming) {
@@ -896,6 +955,32 @@ static int on_end(struct peer *p, unsigned int i, struct ps_end *e)
 	return 0;
 }
 
+/* Connection @i's child ended without a word: a crash. One that wrote
+ * the session's memory and faulted fails the session (the memory is no
+ * longer there); any other is a lost connection. */
+static int on_dead(struct peer *p, unsigned int i, struct ps_end *dead)
+{
+	struct conn *c = &p->c[i];
+	char why[256] = "";
+	int sig;
+
+	conn_reap(p, i, 2000);
+	sig = c->reaped && WIFSIGNALED(c->status) ? WTERMSIG(c->status) : 0;
+	if (p->bound == (int)i &&
+	    (dest_check(p, why, sizeof(why)) || sig == SIGBUS)) {
+		conn_kill(p, i, 1);
+		return fail(p, E(INTERNAL), EFAULT,
+			    "destination memory faulted (%s)%s%s",
+			    sig ? strsignal(sig)
+				: "the connection's child died",
+			    why[0] ? ": " : "", why);
+	}
+	if (sig && !p->o->quiet)
+		fprintf(stderr, "peer: a connection's child died: %s\n",
+			strsignal(sig));
+	return on_end(p, i, dead);
+}
+
 /* One message from connection @i. A child that breaks the protocol with
  * its parent (or died) is treated as a lost connection. */
 static int on_ctl(struct peer *p, unsigned int i)
@@ -911,7 +996,7 @@ static int on_ctl(struct peer *p, unsigned int i)
 	if (n == -EAGAIN || n == -EINTR)
 		return 0;
 	if (n < 0)
-		return on_end(p, i, &dead);
+		return on_dead(p, i, &dead);
 	if (type == PS_HELLO && n == sizeof(struct ps_session))
 		return on_hello(p, i, (struct ps_session *)(void *)p->buf);
 	if (type == PS_RESUME && n == sizeof(struct ps_session))
@@ -919,7 +1004,7 @@ static int on_ctl(struct peer *p, unsigned int i)
 	if (type == PS_END && n == sizeof(struct ps_end))
 		return on_end(p, i, (struct ps_end *)(void *)p->buf);
 	if (!bound)
-		return on_end(p, i, &dead);
+		return on_dead(p, i, &dead);
 	if (type == PS_ACK && n == sizeof(struct ps_stats))
 		return on_ack(p, i, (struct ps_stats *)(void *)p->buf);
 	if (type == PS_STATE && (size_t)n >= sizeof(struct ps_state))
@@ -928,7 +1013,7 @@ static int on_ctl(struct peer *p, unsigned int i)
 		return on_complete(p, i, (struct ps_stats *)(void *)p->buf);
 	if (type == PS_SWITCH && n == 0)
 		return on_switch(p, i);
-	return on_end(p, i, &dead);
+	return on_dead(p, i, &dead);
 }
 
 /* No connection for idle_ms. */

@@ -776,6 +776,58 @@ static void test_resume_needs_secret(void)
 	eu_rmdir(p.dir);
 }
 
+struct truncator {
+	const char *dir, *mem;
+	int done;
+};
+
+static void *truncate_main(void *arg)
+{
+	struct truncator *t = arg;
+
+	eu_wait_session(t->dir);
+	usleep(300000);
+	t->done = truncate(t->mem, 0) == 0;
+	return NULL;
+}
+
+/*
+ * Finding 4a on the destination: the destination file shrinks under the
+ * migration (another process truncates it). The stores into the mapping
+ * fault with SIGBUS; that ends the connection's child, never the daemon
+ * (this test process), and the session fails saying why.
+ */
+static void test_dest_truncated(void)
+{
+	struct msrc_opts mo = { .size = 16 * MIB, .writers = 1, .rate = 2000 };
+	struct pt_source_opts so = { .reconnect_ms = 2000,
+				     .io_timeout_ms = 2000,
+				     .bandwidth = 8000000 };
+	struct pt_source_result res;
+	struct apeer p = { 0 };
+	struct truncator t = { 0 };
+	struct msrc *m;
+	pthread_t th;
+
+	CU_ASSERT_FATAL(msrc_create(&m, &mo) == 0);
+	apeer_start(&p, NULL, 3000);
+	t.dir = p.dir;
+	t.mem = p.mem;
+	pthread_create(&th, NULL, truncate_main, &t);
+	so.to = p.to;
+	CU_ASSERT(pt_migrate(msrc_source(m), &so, &res) < 0);
+	pthread_join(th, NULL);
+	apeer_join(&p);
+	CU_ASSERT(t.done);
+	CU_ASSERT(p.rc < 0);
+	fprintf(stderr, "\n    peer: %s\n", p.res.err);
+	CU_ASSERT(strstr(p.res.err, "faulted") != NULL);
+	CU_ASSERT(strstr(p.res.err, "shrank") != NULL);
+	CU_ASSERT(!msrc_paused(m));
+	msrc_destroy(m);
+	eu_rmdir(p.dir);
+}
+
 PT_SUITE(peer_attacks, PT_TEST(test_unbound_connections_refused),
 	 PT_TEST(test_hello_over_limit),
 	 PT_TEST(test_completed_destination_kept),
@@ -784,4 +836,4 @@ PT_SUITE(peer_attacks, PT_TEST(test_unbound_connections_refused),
 	 PT_TEST(test_overlapping_regions_refused), PT_TEST(test_trickled_ack),
 	 PT_TEST(test_conn_unprivileged),
 	 PT_TEST(test_idle_connections_concurrent),
-	 PT_TEST(test_resume_needs_secret));
+	 PT_TEST(test_resume_needs_secret), PT_TEST(test_dest_truncated));
