@@ -111,6 +111,7 @@ struct peer {
 	struct conn c[CONN_MAX];
 	unsigned int nconns;
 	int bound; /* the connection that may write the memory, -1 */
+	int listening; /* lfd is polled */
 	uint8_t *buf;
 };
 
@@ -594,11 +595,17 @@ static int accept_one(struct peer *p)
 	int fd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC), sv[2], r;
 	unsigned int i;
 
+	if (fd < 0 &&
+	    (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED))
+		return 0;
+	/* The listener was shut down (the service stops this session):
+	 * connections under way run to their end, no new one comes. */
+	if (fd < 0 && p->nconns) {
+		p->listening = 0;
+		return 0;
+	}
 	if (fd < 0)
-		return errno == EAGAIN || errno == EINTR ||
-				       errno == ECONNABORTED
-			       ? 0
-			       : -errno;
+		return -errno;
 	for (i = 0; i < CONN_MAX && p->c[i].ctl >= 0; i++)
 		;
 	if (i == CONN_MAX) {
@@ -1078,7 +1085,8 @@ static int serve(struct peer *p)
 
 	for (;;) {
 		n = 0;
-		pf[n++] = (struct pollfd){ .fd = p->lfd, .events = POLLIN };
+		pf[n++] = (struct pollfd){ .fd = p->listening ? p->lfd : -1,
+					   .events = POLLIN };
 		for (k = 0; k < CONN_MAX; k++)
 			if (p->c[k].ctl >= 0) {
 				slot[n] = k;
@@ -1108,7 +1116,7 @@ static int serve(struct peer *p)
 			if (r)
 				return r;
 		}
-		if (pf[0].revents & POLLIN) {
+		if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
 			r = accept_one(p);
 			idle_from = now_ms();
 			if (r)
@@ -1186,7 +1194,9 @@ static int privsep_user(struct peer *p)
 int pt_peer_run(const struct pt_peer_opts *opts, struct pt_peer_result *res)
 {
 	struct pt_peer_opts o = *opts;
-	struct peer p = { .o = &o, .res = res, .memfd = -1, .bound = -1 };
+	struct peer p = {
+		.o = &o, .res = res, .memfd = -1, .bound = -1, .listening = 1
+	};
 	unsigned int k;
 	int r;
 

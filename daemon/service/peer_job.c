@@ -154,6 +154,10 @@ static int on_peer_event(sd_event_source *es, int fd, uint32_t revents,
 	pthread_join(p->th, NULL);
 	p->th = 0;
 	p->done = 1;
+	/* Nothing stays listening once the session is over. */
+	if (p->lfd >= 0)
+		close(p->lfd);
+	p->lfd = -1;
 	p->end_time = pt_unix_now();
 	p->svc->incoming_total[p->ret ? PT_MIG_FAILED : PT_MIG_COMPLETED]++;
 	sd_event_source_set_enabled(es, SD_EVENT_OFF);

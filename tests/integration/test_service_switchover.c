@@ -41,6 +41,7 @@ static void test_service_switchover(void)
 	struct svc src, dst;
 	pid_t svmm, dvmm, peer, mig;
 	char *text = NULL;
+	int fd;
 
 	if (!svc_have_kvm())
 		PT_SKIP("no /dev/kvm");
@@ -64,6 +65,11 @@ static void test_service_switchover(void)
 		     (char *[]){ "migrate", "sw", "--to", to, NULL });
 	CU_ASSERT_EQUAL(exit_of(svc_wait(mig, 90000)), 0);
 	CU_ASSERT_EQUAL(exit_of(svc_wait(peer, 10000)), 0);
+	/* Nothing stays listening once the session is over. */
+	fd = pt_tcp_connect(to, 500);
+	CU_ASSERT(fd < 0);
+	if (fd >= 0)
+		close(fd);
 	/* Stopped only after the destination said it runs the guest. */
 	CU_ASSERT_EQUAL(exit_of(svc_wait(svmm, 10000)), 0);
 	CU_ASSERT_EQUAL(exit_of(svc_wait(dvmm, 20000)), 0);
