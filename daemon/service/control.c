@@ -172,17 +172,66 @@ static void fill_status(struct pt_service *s,
 	st->vmm_socket = s->cfg.vmm_socket;
 }
 
+/* Listeners and incoming VMs, as strings the reply points to (@buf). */
+static int fill_incoming(struct pt_service *s,
+			 Ptrack__Control__V1__StatusReply *st, char **buf)
+{
+	size_t nl = 0, ni = 0, len = 1;
+	char *b;
+
+	for (struct pt_peer_job *p = s->peers; p; p = p->next)
+		if (!p->done) {
+			nl++;
+			len += sizeof(p->listen) + 4 +
+			       (p->vm ? strlen(p->vm->src->name) : 0);
+		}
+	for (struct pt_vm *v = s->vms; v; v = v->next)
+		if (!v->gone && v->src->incoming) {
+			ni++;
+			len += strlen(v->src->name) + 1;
+		}
+	st->listeners = calloc(nl + 1, sizeof(char *));
+	st->incoming_vms = calloc(ni + 1, sizeof(char *));
+	*buf = b = malloc(len);
+	if (!st->listeners || !st->incoming_vms || !b)
+		return -ENOMEM;
+	for (struct pt_peer_job *p = s->peers; p; p = p->next)
+		if (!p->done) {
+			st->listeners[st->n_listeners++] = b;
+			b += sprintf(b, "%s%s%s", p->listen, p->vm ? " " : "",
+				     p->vm ? p->vm->src->name : "") +
+			     1;
+		}
+	for (struct pt_vm *v = s->vms; v; v = v->next)
+		if (!v->gone && v->src->incoming) {
+			st->incoming_vms[st->n_incoming_vms++] = b;
+			b += sprintf(b, "%s", v->src->name) + 1;
+		}
+	return 0;
+}
+
 static int do_status(struct pt_service *s, struct pt_req *q)
 {
 	PtCtlReply r = PTRACK__CONTROL__V1__REPLY__INIT;
 	Ptrack__Control__V1__StatusReply st =
 		PTRACK__CONTROL__V1__STATUS_REPLY__INIT;
+	char *buf = NULL;
+	int ret;
 
 	fill_status(s, &st);
+	if (fill_incoming(s, &st, &buf)) {
+		ret = pt_req_error(q, -ENOMEM, "out of memory");
+		goto out_free;
+	}
 	r.final = 1;
 	r.body_case = PTRACK__CONTROL__V1__REPLY__BODY_STATUS_REPLY;
 	r.status_reply = &st;
-	return pt_req_reply(q, &r);
+	ret = pt_req_reply(q, &r);
+out_free:
+	free(st.listeners);
+	free(st.incoming_vms);
+	free(buf);
+	return ret;
 }
 
 static int do_vms(struct pt_service *s, struct pt_req *q)

@@ -59,6 +59,12 @@ static void test_service_switchover(void)
 	free(text);
 	peer = ctl_bg(&dst, pout, (char *[]){ "peer", "listen", to, NULL });
 	CU_ASSERT(svc_wait_file(pout, "listening", 5000));
+	/* ptrackctl status shows the listener and the VM it fills. */
+	CU_ASSERT_EQUAL(svc_ctl(&dst, &text, "status", "--json"), 0);
+	CU_ASSERT_PTR_NOT_NULL(text ? strstr(text, "\"incoming_vms\":[\"sw\"]")
+				    : NULL);
+	CU_ASSERT_PTR_NOT_NULL(text ? strstr(text, to) : NULL);
+	free(text);
 	svmm = svc_vmm(&src, "sw", sargs);
 	CU_ASSERT_FATAL(svmm > 0);
 	mig = ctl_bg(&src, mout,
@@ -66,6 +72,9 @@ static void test_service_switchover(void)
 	CU_ASSERT_EQUAL(exit_of(svc_wait(mig, 90000)), 0);
 	CU_ASSERT_EQUAL(exit_of(svc_wait(peer, 10000)), 0);
 	/* Nothing stays listening once the session is over. */
+	CU_ASSERT_EQUAL(svc_ctl(&dst, &text, "status", "--json"), 0);
+	CU_ASSERT_PTR_NOT_NULL(text ? strstr(text, "\"listeners\":[]") : NULL);
+	free(text);
 	fd = pt_tcp_connect(to, 500);
 	CU_ASSERT(fd < 0);
 	if (fd >= 0)

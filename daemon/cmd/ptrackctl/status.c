@@ -20,7 +20,17 @@ static void print_json(const Ptrack__Control__V1__StatusReply *s)
 	json_str(stdout, s->control_socket);
 	printf(",\"vmm_socket\":");
 	json_str(stdout, s->vmm_socket);
-	printf("}\n");
+	printf(",\"listeners\":[");
+	for (size_t i = 0; i < s->n_listeners; i++) {
+		printf(i ? "," : "");
+		json_str(stdout, s->listeners[i]);
+	}
+	printf("],\"incoming_vms\":[");
+	for (size_t i = 0; i < s->n_incoming_vms; i++) {
+		printf(i ? "," : "");
+		json_str(stdout, s->incoming_vms[i]);
+	}
+	printf("]}\n");
 }
 
 static void print_text(const Ptrack__Control__V1__StatusReply *s)
@@ -37,6 +47,13 @@ static void print_text(const Ptrack__Control__V1__StatusReply *s)
 		       s->libvirt_connected ? "connected" : "not connected");
 	else
 		printf("libvirt:    off\n");
+	printf("listening:  %s", s->n_listeners ? "" : "none");
+	for (size_t i = 0; i < s->n_listeners; i++)
+		printf("%s%s", i ? ", " : "", s->listeners[i]);
+	printf("\nincoming:   %s", s->n_incoming_vms ? "" : "none");
+	for (size_t i = 0; i < s->n_incoming_vms; i++)
+		printf("%s%s", i ? ", " : "", s->incoming_vms[i]);
+	printf("\n");
 }
 
 int cmd_status(struct ctl *c, int argc, char **argv)
